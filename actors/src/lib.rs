@@ -1,0 +1,1 @@
+//! The roles of meso: master, agent, scheduler driver, executor driver.

@@ -1,0 +1,1 @@
+//! DRF allocator (outline; lands with the allocator module).

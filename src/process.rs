@@ -1,0 +1,3 @@
+//! The process layer (outline).
+pub mod upid;
+pub use upid::{Upid, UpidError};

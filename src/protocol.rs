@@ -1,0 +1,1 @@
+//! One struct per wire message (outline; lands with the protocol module).
