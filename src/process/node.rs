@@ -1,0 +1,657 @@
+//! `Node`: one per OS process. Local actors by name, typed sends, links.
+
+use super::faults::{Faults, Verdict};
+use super::stats::{Counters, Stats};
+use super::transport::{self, Peer};
+use super::upid::{Upid, UpidError};
+use super::{Exited, FaultConfig, Incoming, WireMessage};
+use crate::codec::{self, CodecError};
+use actix::{Actor, Addr, Context, Handler, Recipient};
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a node listens and how it treats its peers. Every bound has a default.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Address to bind; port 0 picks a free port (the node's Upids show the real one).
+    pub listen: SocketAddr,
+    /// The IP that peers reach this node at, when `listen` is unspecified (`0.0.0.0`).
+    pub advertise_ip: Option<IpAddr>,
+    /// Largest frame accepted or sent, at most [`codec::MAX_FRAME_BYTES`] (16 MiB, the default).
+    pub frame_limit_bytes: usize,
+    /// Bytes queued to one peer (while it is slow or reconnecting) before new frames are dropped.
+    pub max_queued_bytes: usize,
+    /// How long a dial plus handshake may take.
+    pub connect_timeout_ms: u64,
+    /// First reconnect delay; doubles per failed attempt up to `backoff_max_ms`, with jitter.
+    pub backoff_min_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Failed dials in a row after which the frames queued to that peer are dropped.
+    pub max_reconnect_attempts: u32,
+    /// Faults to inject on outgoing frames (tests only).
+    pub faults: Option<FaultConfig>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> NodeConfig {
+        NodeConfig {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            advertise_ip: None,
+            frame_limit_bytes: codec::MAX_FRAME_BYTES,
+            max_queued_bytes: 64 * 1024 * 1024,
+            connect_timeout_ms: 2_000,
+            backoff_min_ms: 20,
+            backoff_max_ms: 2_000,
+            max_reconnect_attempts: 8,
+            faults: None,
+        }
+    }
+}
+
+impl NodeConfig {
+    pub fn listen(addr: SocketAddr) -> NodeConfig {
+        NodeConfig {
+            listen: addr,
+            ..NodeConfig::default()
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("an actor named `{0}` is already registered on this node")]
+    NameTaken(String),
+    #[error(transparent)]
+    Upid(#[from] UpidError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("no actix system is running on this thread: start the node inside one")]
+    NoSystem,
+}
+
+/// FNV-1a: actor names are short, and the registry is on the hot path of every local send.
+#[derive(Default)]
+pub(crate) struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h = (h ^ *b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type Deliver = Box<dyn Fn(Upid, &[u8]) -> Result<(), CodecError> + Send + Sync>;
+
+/// What the registry knows of one local actor: how to hand it each message type it declared.
+#[derive(Default)]
+pub(crate) struct Entry {
+    /// By message type, a `Recipient<Incoming<M>>`: local sends, no bytes.
+    local: Vec<(TypeId, Box<dyn Any + Send + Sync>)>,
+    /// By wire name: decode the payload and deliver.
+    remote: HashMap<&'static str, Deliver>,
+    exited: Option<Recipient<Exited>>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) addr: SocketAddr,
+    pub(crate) incarnation: u64,
+    pub(crate) config: NodeConfig,
+    actors: DashMap<Arc<str>, Entry, BuildHasherDefault<Fnv>>,
+    pub(crate) peers: DashMap<SocketAddr, Arc<Peer>>,
+    /// Links by the node address of their target.
+    links: Mutex<HashMap<SocketAddr, Vec<Link>>>,
+    pub(crate) faults: Mutex<Faults>,
+    faults_active: AtomicBool,
+    pub(crate) counters: Counters,
+    pub(crate) arbiter: actix_rt::ArbiterHandle,
+    pub(crate) next_conn: AtomicU64,
+    pub(crate) accept_task: Mutex<Option<tokio::task::AbortHandle>>,
+    anonymous: Upid,
+}
+
+/// One node per OS process: binds `ip:port`, registers local actors by name, sends typed messages to
+/// local actors (straight into their mailbox) and remote ones (as frames over TCP), and links actors
+/// to remote ones. Cheap to clone; usable from any thread once started.
+#[derive(Clone)]
+pub struct Node {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Node({} incarnation {:016x})",
+            self.inner.addr, self.inner.incarnation
+        )
+    }
+}
+
+impl Node {
+    /// Binds the listener and starts accepting peers. Must run inside an actix `System`: the
+    /// node's network tasks run on the current arbiter.
+    pub async fn start(config: NodeConfig) -> Result<Node, ProcessError> {
+        let arbiter = actix_rt::Arbiter::try_current().ok_or(ProcessError::NoSystem)?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ProcessError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|source| ProcessError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let ip = match (bound.ip().is_unspecified(), config.advertise_ip) {
+            (true, Some(ip)) => ip,
+            (true, None) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            (false, _) => bound.ip(),
+        };
+        let addr = SocketAddr::new(ip, bound.port());
+        let mut config = config;
+        config.frame_limit_bytes = config.frame_limit_bytes.clamp(1024, codec::MAX_FRAME_BYTES);
+        let faults = Faults::new(config.faults);
+        let incarnation = loop {
+            let n: u64 = rand::random();
+            if n != 0 {
+                break n;
+            }
+        };
+        let inner = Arc::new(Inner {
+            addr,
+            incarnation,
+            faults_active: AtomicBool::new(faults.active()),
+            faults: Mutex::new(faults),
+            config,
+            actors: DashMap::default(),
+            peers: DashMap::new(),
+            links: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+            arbiter,
+            next_conn: AtomicU64::new(1),
+            accept_task: Mutex::new(None),
+            anonymous: Upid::new("anonymous", addr).expect("a valid fixed name"),
+        });
+        let node = Node { inner };
+        let task = actix_rt::spawn(transport::accept_loop(
+            Arc::downgrade(&node.inner),
+            listener,
+        ));
+        *node.inner.accept_task.lock() = Some(task.abort_handle());
+        tracing::info!(%addr, incarnation = format_args!("{incarnation:016x}"), "node started");
+        Ok(node)
+    }
+
+    /// The address peers reach this node at.
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// Chosen at random when the node started; peers see a new one after a restart.
+    pub fn incarnation(&self) -> u64 {
+        self.inner.incarnation
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.inner.counters.snapshot()
+    }
+
+    /// The Upid an actor named `name` has on this node.
+    pub fn upid(&self, name: &str) -> Result<Upid, UpidError> {
+        Upid::new(name, self.inner.addr)
+    }
+
+    /// A send handle for an actor named `name` on this node (spawned or to be spawned).
+    pub fn process(&self, name: &str) -> Result<Process, UpidError> {
+        Ok(Process {
+            node: self.clone(),
+            me: self.upid(name)?,
+        })
+    }
+
+    /// Starts declaring an actor: `node.actor::<A>("master").handle::<M>()...start(actor)`.
+    pub fn actor<A>(&self, name: &str) -> Spawn<A>
+    where
+        A: Actor<Context = Context<A>>,
+    {
+        Spawn {
+            node: self.clone(),
+            name: name.to_string(),
+            installers: Vec::new(),
+        }
+    }
+
+    /// Whether a local actor of that name is registered.
+    pub fn is_registered(&self, name: &str) -> bool {
+        self.inner.actors.contains_key(name)
+    }
+
+    /// Removes a local actor from the registry (it no longer receives anything) and fires the
+    /// links to it. The actor itself is stopped by its owner.
+    pub fn unregister(&self, name: &str) {
+        if self.inner.actors.remove(name).is_some() {
+            let mut links = self.inner.links.lock();
+            let Some(list) = links.get_mut(&self.inner.addr) else {
+                return;
+            };
+            let (fire, keep): (Vec<_>, Vec<_>) =
+                list.drain(..).partition(|l| l.target.name() == name);
+            *list = keep;
+            drop(links);
+            self.deliver_exited(fire);
+        }
+    }
+
+    /// Sends from no actor in particular (replies go to `anonymous@<this node>`, which drops them).
+    pub fn send<M: WireMessage>(&self, to: &Upid, msg: M) {
+        let from = self.inner.anonymous.clone();
+        self.send_from(&from, to, msg)
+    }
+
+    /// Sends `msg` from the local actor `from` to `to`, wherever it is. At most once; FIFO per
+    /// (sender, receiver) pair. Never blocks, never fails loudly: an undeliverable message is dropped
+    /// and counted (see [`Stats`]).
+    pub fn send_from<M: WireMessage>(&self, from: &Upid, to: &Upid, msg: M) {
+        if to.addr() == self.inner.addr {
+            self.send_local(from, to, msg);
+        } else {
+            self.send_remote(from, to, &msg);
+        }
+    }
+
+    fn send_local<M: WireMessage>(&self, from: &Upid, to: &Upid, msg: M) {
+        let c = &self.inner.counters;
+        if let Some(entry) = self.inner.actors.get(to.name()) {
+            let tid = TypeId::of::<M>();
+            if let Some((_, r)) = entry.local.iter().find(|(t, _)| *t == tid) {
+                if let Some(r) = r.downcast_ref::<Recipient<Incoming<M>>>() {
+                    r.do_send(Incoming {
+                        from: from.clone(),
+                        msg,
+                    });
+                    Counters::bump(&c.local_sent);
+                    return;
+                }
+            }
+        }
+        tracing::debug!(
+            "dropping {} from {from} to {to}: no local actor handles it",
+            M::NAME
+        );
+        Counters::bump(&c.dropped_no_local_actor);
+    }
+
+    fn send_remote<M: WireMessage>(&self, from: &Upid, to: &Upid, msg: &M) {
+        let inner = &self.inner;
+        if !inner.faults_active.load(Ordering::Relaxed) {
+            let peer = transport::peer(inner, to.addr());
+            peer.push_with(inner, |buf| {
+                codec::encode_frame(buf, from.name(), to.name(), M::NAME, msg)
+            });
+            return;
+        }
+        let mut frame = Vec::new();
+        if let Err(e) = codec::encode_frame(&mut frame, from.name(), to.name(), M::NAME, msg) {
+            tracing::warn!("dropping {} from {from} to {to}: {e}", M::NAME);
+            Counters::bump(&inner.counters.dropped_encode);
+            return;
+        }
+        let verdict = inner.faults.lock().verdict(to.addr());
+        let peer = transport::peer(inner, to.addr());
+        let push =
+            |peer: &Arc<Peer>| peer.push_with(inner, |buf| Ok(buf.extend_from_slice(&frame)));
+        match verdict {
+            Verdict::Send => push(&peer),
+            Verdict::Drop => Counters::bump(&inner.counters.dropped_fault),
+            Verdict::Duplicate => {
+                Counters::bump(&inner.counters.duplicated_fault);
+                push(&peer);
+                push(&peer);
+            }
+            Verdict::Delay(d) => {
+                Counters::bump(&inner.counters.delayed_fault);
+                let inner = self.inner.clone();
+                let deadline = tokio::time::Instant::now() + d;
+                inner.clone().arbiter.spawn(async move {
+                    tokio::time::sleep_until(deadline).await;
+                    peer.push_with(&inner, |buf| Ok(buf.extend_from_slice(&frame)));
+                });
+            }
+        }
+    }
+
+    /// Sends after `delay` on the runtime's clock (which a test can pause and advance).
+    pub fn delay<M: WireMessage>(&self, delay: Duration, from: &Upid, to: &Upid, msg: M) {
+        let node = self.clone();
+        let (from, to) = (from.clone(), to.clone());
+        // The deadline is fixed now, not when the task first runs.
+        let deadline = tokio::time::Instant::now() + delay;
+        self.inner.arbiter.spawn(async move {
+            tokio::time::sleep_until(deadline).await;
+            node.send_from(&from, &to, msg);
+        });
+    }
+
+    /// Links the local actor `linker` to `target`: when the node of `target` disconnects, crashes,
+    /// restarts or cannot be reached, `linker` receives `Exited(target)`, once. `linker` must have been
+    /// started with `.exited()`. A link to a local actor fires when that actor is unregistered.
+    pub fn link(&self, linker: &Upid, target: &Upid) {
+        let addr = target.addr();
+        let link = |incarnation| Link {
+            linker: linker.clone(),
+            target: target.clone(),
+            incarnation,
+        };
+        if addr == self.inner.addr {
+            if self.is_registered(target.name()) {
+                self.inner
+                    .links
+                    .lock()
+                    .entry(addr)
+                    .or_default()
+                    .push(link(Some(self.inner.incarnation)));
+            } else {
+                self.deliver_exited(vec![link(None)]);
+            }
+            return;
+        }
+        let incarnation = transport::connected_incarnation(&self.inner, addr);
+        self.inner
+            .links
+            .lock()
+            .entry(addr)
+            .or_default()
+            .push(link(incarnation));
+        transport::ensure_connected(&self.inner, addr);
+    }
+
+    /// Removes every link of `linker` to `target`.
+    pub fn unlink(&self, linker: &Upid, target: &Upid) {
+        if let Some(list) = self.inner.links.lock().get_mut(&target.addr()) {
+            list.retain(|l| !(&l.linker == linker && &l.target == target));
+        }
+    }
+
+    /// Replaces the fault injection settings (a new seed restarts the random sequence).
+    pub fn set_faults(&self, config: Option<FaultConfig>) {
+        let mut f = self.inner.faults.lock();
+        f.set(config);
+        self.inner
+            .faults_active
+            .store(f.active(), Ordering::Relaxed);
+    }
+
+    /// Cuts the link to the node at `peer`: closes the connection (links fire), drops frames to it
+    /// and refuses connections from and to it until [`Node::heal`].
+    pub fn cut(&self, peer: SocketAddr) {
+        {
+            let mut f = self.inner.faults.lock();
+            f.cut(peer);
+            self.inner.faults_active.store(true, Ordering::Relaxed);
+        }
+        transport::close_peer(&self.inner, peer);
+    }
+
+    pub fn heal(&self, peer: SocketAddr) {
+        let mut f = self.inner.faults.lock();
+        f.heal(peer);
+        self.inner
+            .faults_active
+            .store(f.active(), Ordering::Relaxed);
+    }
+
+    /// Stops accepting connections; those already made go on, both ways.
+    pub fn stop_listening(&self) {
+        if let Some(task) = self.inner.accept_task.lock().take() {
+            task.abort();
+        }
+    }
+
+    /// Stops listening and closes every connection. Local actors keep running.
+    pub fn shutdown(&self) {
+        if let Some(task) = self.inner.accept_task.lock().take() {
+            task.abort();
+        }
+        let peers: Vec<SocketAddr> = self.inner.peers.iter().map(|p| *p.key()).collect();
+        for peer in peers {
+            transport::close_peer(&self.inner, peer);
+        }
+    }
+}
+
+impl Inner {
+    /// Delivers one received frame body to its local actor, or drops it with the reason counted.
+    pub(crate) fn dispatch(&self, peer: SocketAddr, body: &[u8]) {
+        let c = &self.counters;
+        let env = match codec::decode_envelope(body) {
+            Ok(env) => env,
+            Err(e) => {
+                tracing::warn!("dropping a frame from {peer}: {e}");
+                return Counters::bump(&c.dropped_decode);
+            }
+        };
+        let Some(entry) = self.actors.get(env.to) else {
+            tracing::warn!(
+                "dropping {} from {}@{peer}: no actor `{}` here",
+                env.name,
+                env.from,
+                env.to
+            );
+            return Counters::bump(&c.dropped_unknown_actor);
+        };
+        let Some(deliver) = entry.remote.get(env.name) else {
+            tracing::warn!(
+                "dropping `{}` from {}@{peer}: `{}` does not handle it",
+                env.name,
+                env.from,
+                env.to
+            );
+            return Counters::bump(&c.dropped_unknown_message);
+        };
+        let from = match Upid::new(env.from, peer) {
+            Ok(from) => from,
+            Err(e) => {
+                tracing::warn!("dropping {} from {peer}: {e}", env.name);
+                return Counters::bump(&c.dropped_decode);
+            }
+        };
+        match deliver(from, env.payload) {
+            Ok(()) => Counters::bump(&c.remote_received),
+            Err(e) => {
+                tracing::warn!(
+                    "dropping {} from {}@{peer} to {}: {e}",
+                    env.name,
+                    env.from,
+                    env.to
+                );
+                Counters::bump(&c.dropped_decode);
+            }
+        }
+    }
+
+    /// Fires and forgets every link to the node at `addr`.
+    pub(crate) fn fire_links(&self, addr: SocketAddr) {
+        let fire = self.links.lock().remove(&addr).unwrap_or_default();
+        self.deliver_exited(fire);
+    }
+
+    /// A connection to `addr` showed `incarnation`: links made against another incarnation fire,
+    /// links made while nothing was connected now belong to this one.
+    pub(crate) fn rebind_links(&self, addr: SocketAddr, incarnation: u64) {
+        let mut fire = Vec::new();
+        if let Some(list) = self.links.lock().get_mut(&addr) {
+            list.retain_mut(|l| match l.incarnation {
+                None => {
+                    l.incarnation = Some(incarnation);
+                    true
+                }
+                Some(i) if i == incarnation => true,
+                Some(_) => {
+                    fire.push(l.clone());
+                    false
+                }
+            });
+        }
+        self.deliver_exited(fire);
+    }
+
+    fn deliver_exited(&self, fire: Vec<Link>) {
+        for Link { linker, target, .. } in fire {
+            let recipient = self
+                .actors
+                .get(linker.name())
+                .and_then(|e| e.exited.clone());
+            match recipient {
+                Some(r) => {
+                    r.do_send(Exited(target));
+                    Counters::bump(&self.counters.exited_sent);
+                }
+                None => tracing::warn!("{linker} linked to {target} but does not take Exited"),
+            }
+        }
+    }
+}
+
+impl Node {
+    fn deliver_exited(&self, fire: Vec<Link>) {
+        self.inner.deliver_exited(fire)
+    }
+}
+
+/// `linker` hears `Exited(target)` when the node of `target` goes; `incarnation` is the one the link
+/// was made against, or `None` if nothing was connected then (it binds to the next one seen).
+#[derive(Clone)]
+pub(crate) struct Link {
+    linker: Upid,
+    target: Upid,
+    incarnation: Option<u64>,
+}
+
+type Installer<A> = Box<dyn FnOnce(&Addr<A>, &mut Entry)>;
+
+/// Declares the messages an actor takes, then starts and registers it: the one visible table of a
+/// role's handlers.
+pub struct Spawn<A: Actor<Context = Context<A>>> {
+    node: Node,
+    name: String,
+    installers: Vec<Installer<A>>,
+}
+
+impl<A: Actor<Context = Context<A>>> Spawn<A> {
+    /// The actor takes `M`, locally as a value and remotely by `M::NAME`.
+    pub fn handle<M: WireMessage>(mut self) -> Self
+    where
+        A: Handler<Incoming<M>>,
+    {
+        self.installers
+            .push(Box::new(|addr: &Addr<A>, entry: &mut Entry| {
+                let recipient: Recipient<Incoming<M>> = addr.clone().recipient();
+                entry
+                    .local
+                    .push((TypeId::of::<M>(), Box::new(recipient.clone())));
+                let deliver: Deliver = Box::new(move |from, payload| {
+                    let msg: M = codec::decode(payload)?;
+                    recipient.do_send(Incoming { from, msg });
+                    Ok(())
+                });
+                entry.remote.insert(M::NAME, deliver);
+            }));
+        self
+    }
+
+    /// The actor takes `Exited`, so it can link.
+    pub fn exited(mut self) -> Self
+    where
+        A: Handler<Exited>,
+    {
+        self.installers
+            .push(Box::new(|addr: &Addr<A>, entry: &mut Entry| {
+                entry.exited = Some(addr.clone().recipient());
+            }));
+        self
+    }
+
+    /// Starts the actor on the current arbiter and registers it under its name.
+    pub fn start(self, actor: A) -> Result<(Upid, Addr<A>), ProcessError> {
+        self.start_with(|_| actor)
+    }
+
+    /// Like `start`, with the actor's context at hand when building it.
+    pub fn start_with(
+        self,
+        f: impl FnOnce(&mut Context<A>) -> A,
+    ) -> Result<(Upid, Addr<A>), ProcessError> {
+        let upid = self.node.upid(&self.name)?;
+        let actors = &self.node.inner.actors;
+        if actors.contains_key(self.name.as_str()) {
+            return Err(ProcessError::NameTaken(self.name));
+        }
+        // No registry guard is held while the actor is built: building it may send.
+        let addr = A::create(f);
+        let mut entry = Entry::default();
+        for install in self.installers {
+            install(&addr, &mut entry);
+        }
+        match actors.entry(Arc::from(self.name.as_str())) {
+            dashmap::Entry::Vacant(slot) => slot.insert(entry),
+            // Lost a race for the name: the new actor stops once `addr` is dropped.
+            dashmap::Entry::Occupied(_) => return Err(ProcessError::NameTaken(self.name)),
+        };
+        Ok((upid, addr))
+    }
+}
+
+/// What an actor holds to talk: its own Upid and the node. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Process {
+    node: Node,
+    me: Upid,
+}
+
+impl Process {
+    pub fn me(&self) -> &Upid {
+        &self.me
+    }
+
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    pub fn send<M: WireMessage>(&self, to: &Upid, msg: M) {
+        self.node.send_from(&self.me, to, msg)
+    }
+
+    pub fn delay<M: WireMessage>(&self, delay: Duration, to: &Upid, msg: M) {
+        self.node.delay(delay, &self.me, to, msg)
+    }
+
+    pub fn link(&self, to: &Upid) {
+        self.node.link(&self.me, to)
+    }
+
+    pub fn unlink(&self, to: &Upid) {
+        self.node.unlink(&self.me, to)
+    }
+}
