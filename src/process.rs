@@ -15,6 +15,7 @@
 pub mod faults;
 pub mod handshake;
 pub mod node;
+mod outbox;
 pub mod stats;
 mod transport;
 pub mod upid;

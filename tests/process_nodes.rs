@@ -144,9 +144,9 @@ async fn local_links_fire_on_unregister() {
 }
 
 /// A peer that goes away and comes back on the same address with a new incarnation: the link
-/// fires exactly once, frames queued for the old incarnation are dropped, new ones flow.
+/// fires exactly once; what is sent after the loss was seen goes to the new process.
 #[actix_rt::test]
-async fn a_restarted_peer_fires_exited_and_gets_nothing_stale() {
+async fn a_restarted_peer_fires_exited_once_and_new_frames_reach_the_new_one() {
     let a = node().await;
     let mut pa = Probe::start(&a, "pa");
     let b = node().await;
@@ -158,7 +158,7 @@ async fn a_restarted_peer_fires_exited_and_gets_nothing_stale() {
     let old_incarnation = b.incarnation();
     b.shutdown();
     assert_eq!(pa.next("exited").await, Event::Exited(pb.upid.clone()));
-    // Queued while b is away: meant for the old incarnation.
+    // Sent while b is away: a reconnects with backoff and delivers to whoever answers.
     for seq in 100..110 {
         pa.ping(&pb.upid, seq);
     }
@@ -166,42 +166,26 @@ async fn a_restarted_peer_fires_exited_and_gets_nothing_stale() {
     assert_ne!(b2.incarnation(), old_incarnation);
     let mut pb2 = Probe::start(&b2, "pb");
     pa.process.link(&pb2.upid);
-    // Wait until a has reconnected and seen the new incarnation.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while a.stats().dropped_stale_incarnation == 0 && a.stats().dropped_unreachable == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "a never reconnected: {:?}",
-            a.stats()
+    for seq in 100..110 {
+        assert_eq!(
+            pb2.next("queued ping").await,
+            Event::Ping {
+                from: pa.upid.clone(),
+                seq
+            }
         );
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    pa.ping(&pb2.upid, 200);
-    assert_eq!(
-        pb2.next("fresh ping").await,
-        Event::Ping {
-            from: pa.upid.clone(),
-            seq: 200
-        }
+    // The old link fired once only; the new link is live and fires when b2 goes.
+    let pongs = pa.drain(Duration::from_millis(300)).await;
+    assert!(
+        pongs.iter().all(|e| matches!(e, Event::Pong { .. })),
+        "{pongs:?}"
     );
-    assert!(matches!(
-        pa.next("pong").await,
-        Event::Pong { seq: 200, .. }
-    ));
+    b2.shutdown();
     assert_eq!(
-        pb2.drain(Duration::from_millis(200)).await,
-        vec![],
-        "stale frames were delivered"
+        pa.next("exited of b2").await,
+        Event::Exited(pb2.upid.clone())
     );
-    let stats = a.stats();
-    assert_eq!(
-        stats.dropped_stale_incarnation + stats.dropped_unreachable,
-        10,
-        "{stats:?}"
-    );
-    // The old link fired once only; the new link is live.
-    assert_eq!(pa.drain(Duration::from_millis(200)).await, vec![]);
-    drop(b2);
 }
 
 /// A peer restarting and dialing in before the old connection is seen to close: the hello with a

@@ -8,6 +8,7 @@
 
 use super::handshake::{self, Hello, FIXED_HELLO_BYTES};
 use super::node::Inner;
+use super::outbox::{PushError, Queue};
 use super::stats::Counters;
 use crate::codec::{self, CodecError, LEN_PREFIX_BYTES};
 use parking_lot::Mutex;
@@ -34,9 +35,7 @@ pub(crate) struct Peer {
 
 #[derive(Default)]
 struct Outbox {
-    buf: Vec<u8>,
-    /// Frames in `buf`.
-    frames: u64,
+    queue: Queue,
     /// The connection whose writer drains `buf`.
     conn: Option<u64>,
     dialing: bool,
@@ -72,34 +71,24 @@ impl Peer {
         encode: impl FnOnce(&mut Vec<u8>) -> Result<R, CodecError>,
     ) {
         let c = &inner.counters;
+        let cfg = &inner.config;
         let mut out = self.out.lock();
-        if out.buf.len() >= inner.config.max_queued_bytes {
-            drop(out);
-            tracing::warn!(
-                "dropping a frame to {}: over {} queued bytes",
-                self.addr,
-                inner.config.max_queued_bytes
-            );
-            return Counters::bump(&c.dropped_queue_full);
-        }
-        let start = out.buf.len();
-        if let Err(e) = encode(&mut out.buf) {
-            drop(out);
-            tracing::warn!("dropping a frame to {}: {e}", self.addr);
-            return Counters::bump(&c.dropped_encode);
-        }
-        let body = out.buf.len() - start - LEN_PREFIX_BYTES;
-        if body > inner.config.frame_limit_bytes {
-            out.buf.truncate(start);
-            drop(out);
-            tracing::warn!(
-                "dropping a frame of {body} bytes to {}: over the frame limit",
-                self.addr
-            );
-            return Counters::bump(&c.dropped_encode);
-        }
-        out.frames += 1;
-        let wake = start == 0 && out.conn.is_some();
+        let pushed = out
+            .queue
+            .push_with(cfg.max_queued_bytes, cfg.frame_limit_bytes, encode);
+        let was_empty = match pushed {
+            Ok(was_empty) => was_empty,
+            Err(e) => {
+                drop(out);
+                let counter = match e {
+                    PushError::Full => &c.dropped_queue_full,
+                    PushError::TooLarge(_) | PushError::Encode(_) => &c.dropped_encode,
+                };
+                tracing::warn!("dropping a frame to {}: {e:?}", self.addr);
+                return Counters::bump(counter);
+            }
+        };
+        let wake = was_empty && out.conn.is_some();
         let dial = out.conn.is_none() && !out.dialing;
         out.dialing |= dial;
         drop(out);
@@ -184,9 +173,9 @@ async fn dial(inner: Arc<Inner>, peer: Arc<Peer>) {
                     out.dialing = false;
                     return;
                 }
-                if out.frames == 0 || attempt >= inner.config.max_reconnect_attempts || cut {
-                    let dropped = std::mem::take(&mut out.frames);
-                    out.buf.clear();
+                if out.queue.frames() == 0 || attempt >= inner.config.max_reconnect_attempts || cut
+                {
+                    let dropped = out.queue.clear();
                     out.dialing = false;
                     drop(out);
                     if dropped > 0 {
@@ -290,13 +279,15 @@ fn attach(inner: &Arc<Inner>, peer: &Arc<Peer>, stream: TcpStream, hello: Hello)
     let mut out = peer.out.lock();
     let stale = out.incarnation.is_some_and(|i| i != hello.incarnation);
     let mut old_readers = Vec::new();
-    if stale {
-        let dropped = std::mem::take(&mut out.frames);
-        out.buf.clear();
+    if stale && out.conn.is_some() {
+        // The old connection still looked live: what waits in it was meant for the old process.
+        let old = out.incarnation;
+        out.queue.hold(old);
         out.conn = None;
         old_readers = std::mem::take(&mut out.readers);
-        Counters::add(&inner.counters.dropped_stale_incarnation, dropped);
     }
+    let dropped = out.queue.resume(hello.incarnation);
+    Counters::add(&inner.counters.dropped_stale_incarnation, dropped);
     out.incarnation = Some(hello.incarnation);
     let writes = out.conn.is_none();
     if writes {
@@ -337,8 +328,7 @@ async fn write_loop(inner: Arc<Inner>, peer: Arc<Peer>, id: u64, mut wr: OwnedWr
             if out.conn != Some(id) {
                 return;
             }
-            std::mem::swap(&mut out.buf, &mut spare);
-            out.frames = 0;
+            out.queue.take(&mut spare);
         }
         if spare.is_empty() {
             notified.await;
@@ -420,8 +410,10 @@ fn connection_lost(inner: &Arc<Inner>, peer: &Arc<Peer>, id: u64) {
         let was_writer = out.conn == Some(id);
         if was_writer {
             out.conn = None;
+            let incarnation = out.incarnation;
+            out.queue.hold(incarnation);
         }
-        let redial = was_writer && out.frames > 0 && !out.dialing;
+        let redial = was_writer && out.queue.frames() > 0 && !out.dialing;
         out.dialing |= redial;
         drop(out);
         for h in aborts {
@@ -448,11 +440,7 @@ pub(crate) fn close_peer(inner: &Arc<Inner>, addr: SocketAddr) {
     let (readers, dropped) = {
         let mut out = p.out.lock();
         out.conn = None;
-        out.buf.clear();
-        (
-            std::mem::take(&mut out.readers),
-            std::mem::take(&mut out.frames),
-        )
+        (std::mem::take(&mut out.readers), out.queue.clear())
     };
     Counters::add(&inner.counters.dropped_fault, dropped);
     for (_, r) in &readers {
