@@ -262,13 +262,10 @@ impl Resources {
 
     /// Adds one resource, saturating scalars on overflow and dropping it on a kind clash.
     fn insert_lossy(&mut self, resource: Resource) {
-        match self.try_insert(resource.clone()) {
-            Err(ResourcesError::Overflow { .. }) => {
-                if let Some(i) = self.position(&resource.name, resource.role()) {
-                    self.items[i].value = Value::Scalar(Scalar::MAX);
-                }
+        if let Err(ResourcesError::Overflow { .. }) = self.try_insert(resource.clone()) {
+            if let Some(i) = self.position(&resource.name, resource.role()) {
+                self.items[i].value = Value::Scalar(Scalar::MAX);
             }
-            Ok(()) | Err(_) => {}
         }
     }
 

@@ -334,3 +334,31 @@ proptest! {
         let _ = Resources::parse(&text);
     }
 }
+
+fn ranges_model(r: &Ranges) -> BTreeSet<u64> {
+    r.pairs().iter().flat_map(|&(b, e)| b..=e).collect()
+}
+
+fn small_ranges() -> impl Strategy<Value = Ranges> {
+    prop::collection::vec((0u64..200, 0u64..20), 0..5)
+        .prop_map(|v| Ranges(v.into_iter().map(|(b, l)| (b, b + l)).collect()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    // Ranges behave as the sets of values they cover, even from unsorted, overlapping input.
+    #[test]
+    fn ranges_agree_with_a_set_of_values(a in small_ranges(), b in small_ranges()) {
+        let (ma, mb) = (ranges_model(&Ranges::new(a.0.clone())), ranges_model(&Ranges::new(b.0.clone())));
+        let union: BTreeSet<u64> = ma.union(&mb).copied().collect();
+        let diff: BTreeSet<u64> = ma.difference(&mb).copied().collect();
+        prop_assert_eq!(ranges_model(&a.add(&b)), union);
+        prop_assert_eq!(ranges_model(&a.subtract(&b)), diff);
+        prop_assert_eq!(a.contains(&b), mb.is_subset(&ma));
+        prop_assert_eq!(a.overlaps(&b), !ma.is_disjoint(&mb));
+        prop_assert_eq!(a.len(), ma.len() as u64);
+        let sum = a.add(&b);
+        prop_assert_eq!(Ranges::new(sum.0.clone()), sum);
+    }
+}
