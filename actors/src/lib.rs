@@ -1,1 +1,4 @@
 //! The roles of meso: master, agent, scheduler driver, executor driver.
+
+pub mod agent;
+pub mod master;

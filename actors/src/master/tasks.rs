@@ -1,0 +1,424 @@
+//! The master's record of tasks and their state machine. Pure: no I/O, no clock.
+//!
+//! A task enters as `Staging` when launched (or in the state an agent reports when it
+//! reregisters). Terminal states are final. When a task reaches a terminal state, the transition
+//! hands back the task's resources so the master can return them to the allocator.
+
+use meso::protocol::{AgentId, FrameworkId, TaskId, TaskInfo, TaskState, TaskStatus};
+use meso::resources::Resources;
+use std::collections::{BTreeMap, HashSet};
+
+/// Everything the master knows about one task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackedTask {
+    pub framework_id: FrameworkId,
+    pub agent_id: AgentId,
+    pub info: TaskInfo,
+    pub state: TaskState,
+    /// The latest status received, if any.
+    pub latest: Option<TaskStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TaskError {
+    #[error("framework {framework_id} already has a task {task_id}")]
+    Duplicate {
+        framework_id: FrameworkId,
+        task_id: TaskId,
+    },
+    #[error("framework {framework_id} has no task {task_id}")]
+    Unknown {
+        framework_id: FrameworkId,
+        task_id: TaskId,
+    },
+    #[error("task {task_id} is already {state}; {attempted} is ignored")]
+    AlreadyTerminal {
+        task_id: TaskId,
+        state: TaskState,
+        attempted: TaskState,
+    },
+    #[error("task {task_id} cannot go from {from} to {to}")]
+    Invalid {
+        task_id: TaskId,
+        from: TaskState,
+        to: TaskState,
+    },
+}
+
+/// The result of an accepted transition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub from: TaskState,
+    pub to: TaskState,
+    /// The task's resources, when it just reached a terminal state (once per task).
+    pub released: Option<Resources>,
+}
+
+impl Transition {
+    pub fn changed(&self) -> bool {
+        self.from != self.to
+    }
+}
+
+/// Whether a task may move from `from` to `to` (a different state).
+///
+/// No task goes back to `Staging` or into `Unknown` (which only answers reconciliation for
+/// tasks the master does not track); `Starting` cannot follow `Running` or `Killing`, and
+/// `Running` cannot follow `Killing`. An unreachable task may come back in any live state.
+pub fn may_transition(from: TaskState, to: TaskState) -> bool {
+    use TaskState::*;
+    if from.is_terminal() {
+        return false;
+    }
+    match to {
+        Staging | Unknown => false,
+        Starting => matches!(from, Staging | Unreachable | Unknown),
+        Running => matches!(from, Staging | Starting | Unreachable | Unknown),
+        Killing => matches!(from, Staging | Starting | Running | Unreachable | Unknown),
+        Unreachable => true,
+        Finished | Failed | Killed | Error | Lost | Dropped | Gone => true,
+    }
+}
+
+/// The tasks of all frameworks, by framework and task id.
+#[derive(Debug, Clone, Default)]
+pub struct TaskTracker {
+    tasks: BTreeMap<(FrameworkId, TaskId), TrackedTask>,
+}
+
+impl TaskTracker {
+    pub fn new() -> TaskTracker {
+        TaskTracker::default()
+    }
+
+    /// Records a task just launched, as `Staging`.
+    pub fn add(
+        &mut self,
+        framework_id: FrameworkId,
+        agent_id: AgentId,
+        info: TaskInfo,
+    ) -> Result<(), TaskError> {
+        self.add_in_state(framework_id, agent_id, info, TaskState::Staging, None)
+    }
+
+    /// Records a task in a given state (as an agent reports it when reregistering).
+    pub fn add_in_state(
+        &mut self,
+        framework_id: FrameworkId,
+        agent_id: AgentId,
+        info: TaskInfo,
+        state: TaskState,
+        latest: Option<TaskStatus>,
+    ) -> Result<(), TaskError> {
+        let key = (framework_id, info.task_id.clone());
+        if self.tasks.contains_key(&key) {
+            return Err(TaskError::Duplicate {
+                framework_id: key.0,
+                task_id: key.1,
+            });
+        }
+        let task = TrackedTask {
+            framework_id: key.0.clone(),
+            agent_id,
+            info,
+            state,
+            latest,
+        };
+        self.tasks.insert(key, task);
+        Ok(())
+    }
+
+    pub fn get(&self, framework_id: &FrameworkId, task_id: &TaskId) -> Option<&TrackedTask> {
+        self.tasks.get(&(framework_id.clone(), task_id.clone()))
+    }
+
+    pub fn contains(&self, framework_id: &FrameworkId, task_id: &TaskId) -> bool {
+        self.get(framework_id, task_id).is_some()
+    }
+
+    /// Forgets a task (for example once its terminal update is acknowledged).
+    pub fn remove(&mut self, framework_id: &FrameworkId, task_id: &TaskId) -> Option<TrackedTask> {
+        self.tasks.remove(&(framework_id.clone(), task_id.clone()))
+    }
+
+    fn entry(
+        &mut self,
+        framework_id: &FrameworkId,
+        task_id: &TaskId,
+    ) -> Result<&mut TrackedTask, TaskError> {
+        self.tasks
+            .get_mut(&(framework_id.clone(), task_id.clone()))
+            .ok_or_else(|| TaskError::Unknown {
+                framework_id: framework_id.clone(),
+                task_id: task_id.clone(),
+            })
+    }
+
+    fn check(task: &TrackedTask, to: TaskState) -> Result<(), TaskError> {
+        if task.state.is_terminal() {
+            return Err(TaskError::AlreadyTerminal {
+                task_id: task.info.task_id.clone(),
+                state: task.state,
+                attempted: to,
+            });
+        }
+        if task.state != to && !may_transition(task.state, to) {
+            return Err(TaskError::Invalid {
+                task_id: task.info.task_id.clone(),
+                from: task.state,
+                to,
+            });
+        }
+        Ok(())
+    }
+
+    fn apply(task: &mut TrackedTask, to: TaskState) -> Transition {
+        let from = task.state;
+        task.state = to;
+        let released =
+            (to.is_terminal() && !from.is_terminal()).then(|| task.info.resources.clone());
+        Transition { from, to, released }
+    }
+
+    /// Moves a task to `to`. Staying in the same live state is accepted as no change. On error the
+    /// task is left as it was.
+    pub fn transition(
+        &mut self,
+        framework_id: &FrameworkId,
+        task_id: &TaskId,
+        to: TaskState,
+    ) -> Result<Transition, TaskError> {
+        let task = self.entry(framework_id, task_id)?;
+        Self::check(task, to)?;
+        Ok(Self::apply(task, to))
+    }
+
+    /// Applies a status update: moves the task to the status' state and keeps the status as the
+    /// latest. On error nothing changes.
+    pub fn update(
+        &mut self,
+        framework_id: &FrameworkId,
+        status: TaskStatus,
+    ) -> Result<Transition, TaskError> {
+        let task = self.entry(framework_id, &status.task_id)?;
+        Self::check(task, status.state)?;
+        let transition = Self::apply(task, status.state);
+        task.latest = Some(status);
+        Ok(transition)
+    }
+
+    /// The ids of a framework's tasks (to check new task ids against).
+    pub fn task_ids(&self, framework_id: &FrameworkId) -> HashSet<TaskId> {
+        self.tasks
+            .keys()
+            .filter(|(f, _)| f == framework_id)
+            .map(|(_, t)| t.clone())
+            .collect()
+    }
+
+    /// The tasks of a framework, by task id.
+    pub fn for_framework<'a>(
+        &'a self,
+        framework_id: &'a FrameworkId,
+    ) -> impl Iterator<Item = &'a TrackedTask> + 'a {
+        self.tasks
+            .values()
+            .filter(move |t| &t.framework_id == framework_id)
+    }
+
+    /// The tasks on an agent (to mark them when the agent is lost).
+    pub fn on_agent<'a>(&'a self, agent_id: &'a AgentId) -> impl Iterator<Item = &'a TrackedTask> {
+        self.tasks.values().filter(move |t| &t.agent_id == agent_id)
+    }
+
+    /// The resources of the live (non-terminal) tasks on an agent.
+    pub fn used_on_agent(&self, agent_id: &AgentId) -> Resources {
+        let mut used = Resources::default();
+        for task in self.on_agent(agent_id) {
+            if !task.state.is_terminal() {
+                used += task.info.resources.clone();
+            }
+        }
+        used
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &TrackedTask> {
+        self.tasks.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meso::protocol::CommandInfo;
+    use TaskState::*;
+
+    fn fw() -> FrameworkId {
+        FrameworkId::new("f1")
+    }
+
+    fn tid(id: &str) -> TaskId {
+        TaskId::new(id)
+    }
+
+    fn info(id: &str) -> TaskInfo {
+        TaskInfo::command(
+            tid(id),
+            AgentId::new("a1"),
+            Resources::default(),
+            CommandInfo::shell("true"),
+        )
+    }
+
+    fn tracker() -> TaskTracker {
+        let mut tracker = TaskTracker::new();
+        tracker.add(fw(), AgentId::new("a1"), info("t1")).unwrap();
+        tracker
+    }
+
+    #[test]
+    fn adding_twice_is_an_error_and_keeps_the_first() {
+        let mut tracker = tracker();
+        tracker.transition(&fw(), &tid("t1"), Running).unwrap();
+        let err = tracker
+            .add(fw(), AgentId::new("a2"), info("t1"))
+            .unwrap_err();
+        assert!(matches!(err, TaskError::Duplicate { .. }));
+        assert_eq!(tracker.get(&fw(), &tid("t1")).unwrap().state, Running);
+        // Same task id in another framework is a different task.
+        tracker
+            .add(FrameworkId::new("f2"), AgentId::new("a1"), info("t1"))
+            .unwrap();
+        assert_eq!(tracker.len(), 2);
+        assert_eq!(tracker.task_ids(&fw()), [tid("t1")].into_iter().collect());
+    }
+
+    #[test]
+    fn normal_life_releases_resources_once() {
+        let mut tracker = tracker();
+        let t = tracker.transition(&fw(), &tid("t1"), Starting).unwrap();
+        assert_eq!(
+            (t.from, t.to, t.released.is_some()),
+            (Staging, Starting, false)
+        );
+        tracker.transition(&fw(), &tid("t1"), Running).unwrap();
+        let same = tracker.transition(&fw(), &tid("t1"), Running).unwrap();
+        assert!(!same.changed());
+        let done = tracker.transition(&fw(), &tid("t1"), Finished).unwrap();
+        assert_eq!(done.released, Some(Resources::default()));
+        let again = tracker.transition(&fw(), &tid("t1"), Finished).unwrap_err();
+        assert!(matches!(again, TaskError::AlreadyTerminal { .. }));
+    }
+
+    #[test]
+    fn updates_after_terminal_are_ignored() {
+        let mut tracker = tracker();
+        tracker.transition(&fw(), &tid("t1"), Killed).unwrap();
+        for state in TaskState::ALL {
+            let err = tracker.transition(&fw(), &tid("t1"), state).unwrap_err();
+            assert!(matches!(err, TaskError::AlreadyTerminal { .. }), "{state}");
+        }
+        assert_eq!(tracker.get(&fw(), &tid("t1")).unwrap().state, Killed);
+    }
+
+    #[test]
+    fn backward_moves_are_refused_and_change_nothing() {
+        let mut tracker = tracker();
+        tracker.transition(&fw(), &tid("t1"), Running).unwrap();
+        for to in [Staging, Starting, Unknown] {
+            let err = tracker.transition(&fw(), &tid("t1"), to).unwrap_err();
+            assert!(matches!(err, TaskError::Invalid { .. }), "{to}");
+        }
+        tracker.transition(&fw(), &tid("t1"), Killing).unwrap();
+        assert!(tracker.transition(&fw(), &tid("t1"), Running).is_err());
+        assert_eq!(tracker.get(&fw(), &tid("t1")).unwrap().state, Killing);
+    }
+
+    #[test]
+    fn unreachable_tasks_can_come_back() {
+        let mut tracker = tracker();
+        tracker.transition(&fw(), &tid("t1"), Running).unwrap();
+        tracker.transition(&fw(), &tid("t1"), Unreachable).unwrap();
+        let back = tracker.transition(&fw(), &tid("t1"), Running).unwrap();
+        assert_eq!((back.from, back.to), (Unreachable, Running));
+    }
+
+    #[test]
+    fn the_transition_table_matches_terminality() {
+        for from in TaskState::ALL {
+            for to in TaskState::ALL {
+                if from.is_terminal() {
+                    assert!(!may_transition(from, to), "{from} -> {to}");
+                }
+                if to == Staging || to == Unknown {
+                    assert!(!may_transition(from, to), "{from} -> {to}");
+                }
+                if !from.is_terminal() && to.is_terminal() {
+                    assert!(may_transition(from, to), "{from} -> {to}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn status_updates_are_kept_and_checked() {
+        let mut tracker = tracker();
+        let status = TaskStatus::new(tid("t1"), Running, 10).with_message("up");
+        tracker.update(&fw(), status.clone()).unwrap();
+        let task = tracker.get(&fw(), &tid("t1")).unwrap();
+        assert_eq!(task.latest.as_ref(), Some(&status));
+        let bad = TaskStatus::new(tid("t1"), Staging, 11);
+        assert!(tracker.update(&fw(), bad).is_err());
+        let task = tracker.get(&fw(), &tid("t1")).unwrap();
+        assert_eq!(
+            task.latest.as_ref(),
+            Some(&status),
+            "a refused update changes nothing"
+        );
+        let unknown = TaskStatus::new(tid("nope"), Running, 12);
+        assert!(matches!(
+            tracker.update(&fw(), unknown),
+            Err(TaskError::Unknown { .. })
+        ));
+    }
+
+    #[test]
+    fn lookups_by_agent_and_framework() {
+        let mut tracker = tracker();
+        tracker.add(fw(), AgentId::new("a2"), info("t2")).unwrap();
+        let a1 = AgentId::new("a1");
+        let on_a1: Vec<&str> = tracker
+            .on_agent(&a1)
+            .map(|t| t.info.task_id.as_str())
+            .collect();
+        assert_eq!(on_a1, vec!["t1"]);
+        assert_eq!(tracker.for_framework(&fw()).count(), 2);
+        assert!(tracker.remove(&fw(), &tid("t1")).is_some());
+        assert!(!tracker.contains(&fw(), &tid("t1")));
+    }
+
+    #[test]
+    fn used_resources_count_live_tasks_only() {
+        let mut tracker = TaskTracker::new();
+        let a1 = AgentId::new("a1");
+        let mut t1 = info("t1");
+        t1.resources = Resources::parse("cpus:1;mem:64").unwrap();
+        let mut t2 = info("t2");
+        t2.resources = Resources::parse("cpus:0.5").unwrap();
+        tracker.add(fw(), a1.clone(), t1).unwrap();
+        tracker.add(fw(), a1.clone(), t2).unwrap();
+        tracker.transition(&fw(), &tid("t2"), Failed).unwrap();
+        assert_eq!(
+            tracker.used_on_agent(&a1),
+            Resources::parse("cpus:1;mem:64").unwrap()
+        );
+    }
+}
