@@ -443,7 +443,7 @@ impl Node {
 
 impl Inner {
     /// Delivers one received frame body to its local actor, or drops it with the reason counted.
-    pub(crate) fn dispatch(&self, peer: SocketAddr, body: &[u8]) {
+    pub(crate) fn dispatch(&self, peer: SocketAddr, senders: &mut SenderCache, body: &[u8]) {
         let c = &self.counters;
         let env = match codec::decode_envelope(body) {
             Ok(env) => env,
@@ -470,7 +470,7 @@ impl Inner {
             );
             return Counters::bump(&c.dropped_unknown_message);
         };
-        let from = match Upid::new(env.from, peer) {
+        let from = match senders.upid(env.from, peer) {
             Ok(from) => from,
             Err(e) => {
                 tracing::warn!("dropping {} from {peer}: {e}", env.name);
@@ -537,6 +537,29 @@ impl Inner {
 impl Node {
     fn deliver_exited(&self, fire: Vec<Link>) {
         self.inner.deliver_exited(fire)
+    }
+}
+
+/// The Upids of the actors that sent over one connection, so that a frame costs no allocation for
+/// its sender. Bounded: cleared when full.
+#[derive(Default)]
+pub(crate) struct SenderCache {
+    upids: HashMap<Box<str>, Upid>,
+}
+
+impl SenderCache {
+    const MAX_ENTRIES: usize = 4096;
+
+    fn upid(&mut self, name: &str, peer: SocketAddr) -> Result<Upid, UpidError> {
+        if let Some(upid) = self.upids.get(name) {
+            return Ok(upid.clone());
+        }
+        let upid = Upid::new(name, peer)?;
+        if self.upids.len() >= Self::MAX_ENTRIES {
+            self.upids.clear();
+        }
+        self.upids.insert(name.into(), upid.clone());
+        Ok(upid)
     }
 }
 
