@@ -113,7 +113,7 @@ impl Master {
                 Outgoing::ResourceOffers(m) => p.send(&to, m),
                 Outgoing::RescindOffer(m) => p.send(&to, m),
                 Outgoing::StatusUpdate(m) => p.send(&to, m),
-                Outgoing::RunTask(m) => p.send(&to, m),
+                Outgoing::RunTask(m) => p.send(&to, *m),
                 Outgoing::KillTaskOnAgent(m) => p.send(&to, m),
                 Outgoing::StatusUpdateAcknowledgement(m) => p.send(&to, m),
                 Outgoing::ExecutorExited(m) => p.send(&to, m),

@@ -148,7 +148,7 @@ impl MasterState {
                 scheduler: scheduler.clone(),
                 task,
             };
-            out.push((to.clone(), Outgoing::RunTask(run)));
+            out.push((to.clone(), Outgoing::RunTask(Box::new(run))));
         }
         out
     }

@@ -27,7 +27,8 @@ pub enum Outgoing {
     ResourceOffers(ResourceOffers),
     RescindOffer(RescindOffer),
     StatusUpdate(StatusUpdate),
-    RunTask(RunTask),
+    /// Boxed: by far the largest message.
+    RunTask(Box<RunTask>),
     KillTaskOnAgent(KillTaskOnAgent),
     StatusUpdateAcknowledgement(StatusUpdateAcknowledgement),
     ExecutorExited(ExecutorExited),
