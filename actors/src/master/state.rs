@@ -174,13 +174,24 @@ impl MasterState {
 
     /// `RegisterFramework`: a new id, or the same one again for a retry from the same scheduler.
     pub fn register_framework(&mut self, from: &Upid, msg: RegisterFramework) -> Sends {
-        if let Some(id) = self.framework_by_upid.get(from) {
+        if let Some(id) = self.framework_by_upid.get(from).cloned() {
             tracing::info!("framework {id} at {from} registered again: answering with its id");
+            let mut out = Vec::new();
+            // A scheduler whose link broke and that retries is connected again.
+            if let Some(entry) = self.frameworks.get_mut(&id).filter(|f| !f.connected) {
+                entry.connected = true;
+                if let Err(e) = self.allocator.activate_framework(id.as_str()) {
+                    tracing::warn!("framework {id} is not in the allocator: {e}");
+                }
+                self.want_allocation();
+                out.push((from.clone(), Outgoing::Link));
+            }
             let reply = FrameworkRegistered {
-                framework_id: id.clone(),
+                framework_id: id,
                 master_info: self.master_info.clone(),
             };
-            return vec![(from.clone(), Outgoing::FrameworkRegistered(reply))];
+            out.push((from.clone(), Outgoing::FrameworkRegistered(reply)));
+            return out;
         }
         let id = FrameworkId::new(format!("{}-F{}", self.master_info.id, self.next_framework));
         self.next_framework += 1;
@@ -468,6 +479,14 @@ impl MasterState {
             for t in &msg.tasks {
                 if t.state.is_terminal() || !self.frameworks.contains_key(&t.framework_id) {
                     continue;
+                }
+                // A task this master marked lost when the agent went is running after all.
+                let stale = self
+                    .tasks
+                    .get(&t.framework_id, &t.task.task_id)
+                    .is_some_and(|known| known.state.is_terminal());
+                if stale {
+                    self.tasks.remove(&t.framework_id, &t.task.task_id);
                 }
                 let added = self.tasks.add_in_state(
                     t.framework_id.clone(),

@@ -566,3 +566,114 @@ fn messages_from_strangers_are_ignored() {
     );
     assert!(out.is_empty());
 }
+
+#[test]
+fn offers_outstanding_too_long_are_rescinded_and_recovered() {
+    let (mut m, a, _f, offer) = cluster("cpus:2");
+    assert!(m.expire_offers(999, 1000).is_empty());
+    let out = m.expire_offers(1000, 1000);
+    assert_eq!(
+        out,
+        vec![(
+            upid("sched"),
+            Outgoing::RescindOffer(RescindOffer { offer_id: offer.id })
+        )]
+    );
+    assert_eq!(m.allocator().available(a.as_str()), res("cpus:2"));
+    assert_accounting(&m);
+}
+
+#[test]
+fn a_scheduler_retrying_after_its_link_broke_is_connected_again() {
+    let (mut m, _a, f, _offer) = cluster("cpus:2");
+    m.exited(&upid("sched"), 1);
+    assert!(offers(&m.allocate(2)).is_empty());
+    let out = m.register_framework(
+        &upid("sched"),
+        RegisterFramework {
+            framework: FrameworkInfo::new("sched", "user"),
+        },
+    );
+    assert_eq!(out[0], (upid("sched"), Outgoing::Link));
+    assert!(m.framework(&f).unwrap().connected);
+    assert_eq!(offers(&m.allocate(3)).len(), 1);
+}
+
+#[test]
+fn a_framework_reregistering_from_a_new_address_is_announced_to_its_agents() {
+    let (mut m, a, f, offer) = cluster("cpus:2");
+    m.accept_offers(
+        &upid("sched"),
+        accept(&f, &offer.id, vec![task("t1", &a, "cpus:1")]),
+        1,
+    );
+    m.exited(&upid("sched"), 2);
+    let mut info = FrameworkInfo::new("sched", "user");
+    info.id = Some(f.clone());
+    let out = m.reregister_framework(
+        &upid("sched-2"),
+        ReregisterFramework {
+            framework: info,
+            failover: true,
+        },
+    );
+    assert!(out.contains(&(
+        upid("agent"),
+        Outgoing::UpdateFramework(UpdateFramework {
+            framework_id: f.clone(),
+            scheduler: upid("sched-2"),
+        })
+    )));
+    assert!(
+        matches!(out.last(), Some((to, Outgoing::FrameworkReregistered(r)))
+        if to == &upid("sched-2") && r.framework_id == f)
+    );
+    // Updates now go to the new scheduler.
+    let up = executor_update(&f, "t1", TaskState::Running);
+    assert_eq!(m.status_update(&upid("agent"), up)[0].0, upid("sched-2"));
+}
+
+#[test]
+fn an_agent_coming_back_with_its_tasks_counts_them_as_used() {
+    let (mut m, a, f, offer) = cluster("cpus:2");
+    m.accept_offers(
+        &upid("sched"),
+        accept(&f, &offer.id, vec![task("t1", &a, "cpus:1")]),
+        1,
+    );
+    m.exited(&upid("agent"), 2);
+    assert_eq!(
+        m.tasks().get(&f, &TaskId::new("t1")).map(|t| t.state),
+        Some(TaskState::Lost)
+    );
+    let mut info = agent_info("cpus:2");
+    info.id = Some(a.clone());
+    let mut framework = FrameworkInfo::new("sched", "user");
+    framework.id = Some(f.clone());
+    let out = m.reregister_agent(
+        &upid("agent"),
+        ReregisterAgent {
+            agent: info,
+            version: "test".to_string(),
+            tasks: vec![AgentTask {
+                framework_id: f.clone(),
+                task: task("t1", &a, "cpus:1"),
+                state: TaskState::Running,
+                status: None,
+            }],
+            executors: Vec::new(),
+            frameworks: vec![framework],
+        },
+    );
+    assert!(matches!(out.last(), Some((_, Outgoing::AgentReregistered(r))) if r.agent_id == a));
+    assert_eq!(
+        m.allocator().allocated_on(a.as_str(), f.as_str()),
+        res("cpus:1")
+    );
+    assert_eq!(m.allocator().available(a.as_str()), res("cpus:1"));
+    assert_eq!(
+        m.tasks().get(&f, &TaskId::new("t1")).map(|t| t.state),
+        Some(TaskState::Running)
+    );
+    assert_accounting(&m);
+}
