@@ -1,5 +1,22 @@
-//! The master's pure core: the offer book, accept validation and the task state machine.
+//! The master: the actor and its pure core.
+//!
+//! # Layout
+//! - [`actor`]: [`start_master`], the table of messages the master handles, the clock and timers.
+//! - [`state`]: [`state::MasterState`], registration of frameworks and agents, their removal,
+//!   allocation into offers; events in, messages out.
+//! - `operations`: the task flows of `MasterState` (accept, decline, kill, status updates,
+//!   acknowledgements, reconciliation).
+//! - [`book`]: outstanding offers. [`validation`]: what an accept launches. [`tasks`]: the task
+//!   state machine.
 
+pub mod actor;
 pub mod book;
+mod operations;
+pub mod state;
 pub mod tasks;
 pub mod validation;
+
+#[cfg(test)]
+mod state_tests;
+
+pub use actor::{start_master, MasterConfig, MasterError};
