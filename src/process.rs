@@ -16,6 +16,7 @@ pub mod faults;
 pub mod handshake;
 pub mod node;
 mod outbox;
+mod routes;
 pub mod stats;
 mod transport;
 pub mod upid;

@@ -1,6 +1,7 @@
 //! `Node`: one per OS process. Local actors by name, typed sends, links.
 
 use super::faults::{Faults, Verdict};
+use super::routes;
 use super::stats::{Counters, Stats};
 use super::transport::{self, Peer};
 use super::upid::{Upid, UpidError};
@@ -117,6 +118,8 @@ pub(crate) struct Inner {
     pub(crate) incarnation: u64,
     pub(crate) config: NodeConfig,
     actors: DashMap<Arc<str>, Entry, BuildHasherDefault<Fnv>>,
+    /// Changes whenever an actor is registered or removed (see `routes`).
+    generation: AtomicU64,
     pub(crate) peers: DashMap<SocketAddr, Arc<Peer>>,
     /// Links by the node address of their target.
     links: Mutex<HashMap<SocketAddr, Vec<Link>>>,
@@ -186,6 +189,7 @@ impl Node {
             faults: Mutex::new(faults),
             config,
             actors: DashMap::default(),
+            generation: AtomicU64::new(0),
             peers: DashMap::new(),
             links: Mutex::new(HashMap::new()),
             counters: Counters::default(),
@@ -252,6 +256,7 @@ impl Node {
     /// links to it. The actor itself is stopped by its owner.
     pub fn unregister(&self, name: &str) {
         if self.inner.actors.remove(name).is_some() {
+            self.inner.generation.fetch_add(1, Ordering::Release);
             let mut links = self.inner.links.lock();
             let Some(list) = links.get_mut(&self.inner.addr) else {
                 return;
@@ -282,25 +287,31 @@ impl Node {
     }
 
     fn send_local<M: WireMessage>(&self, from: &Upid, to: &Upid, msg: M) {
-        let c = &self.inner.counters;
-        if let Some(entry) = self.inner.actors.get(to.name()) {
+        let inner = &self.inner;
+        let lookup = || {
+            let entry = inner.actors.get(to.name())?;
             let tid = TypeId::of::<M>();
-            if let Some((_, r)) = entry.local.iter().find(|(t, _)| *t == tid) {
-                if let Some(r) = r.downcast_ref::<Recipient<Incoming<M>>>() {
-                    r.do_send(Incoming {
-                        from: from.clone(),
-                        msg,
-                    });
-                    Counters::bump(&c.local_sent);
-                    return;
-                }
+            let (_, r) = entry.local.iter().find(|(t, _)| *t == tid)?;
+            r.downcast_ref::<Recipient<Incoming<M>>>().cloned()
+        };
+        let generation = inner.generation.load(Ordering::Acquire);
+        let node = Arc::as_ptr(inner) as usize;
+        let mut msg = Some(msg);
+        let deliver = |r: &Recipient<Incoming<M>>| {
+            if let Some(msg) = msg.take() {
+                r.do_send(Incoming {
+                    from: from.clone(),
+                    msg,
+                });
             }
+        };
+        if !routes::with_route(node, to.name_arc(), generation, lookup, deliver) {
+            tracing::debug!(
+                "dropping {} from {from} to {to}: no local actor handles it",
+                M::NAME
+            );
+            Counters::bump(&inner.counters.dropped_no_local_actor);
         }
-        tracing::debug!(
-            "dropping {} from {from} to {to}: no local actor handles it",
-            M::NAME
-        );
-        Counters::bump(&c.dropped_no_local_actor);
     }
 
     fn send_remote<M: WireMessage>(&self, from: &Upid, to: &Upid, msg: &M) {
@@ -638,7 +649,10 @@ impl<A: Actor<Context = Context<A>>> Spawn<A> {
             install(&addr, &mut entry);
         }
         match actors.entry(Arc::from(self.name.as_str())) {
-            dashmap::Entry::Vacant(slot) => slot.insert(entry),
+            dashmap::Entry::Vacant(slot) => {
+                slot.insert(entry);
+                self.node.inner.generation.fetch_add(1, Ordering::Release);
+            }
             // Lost a race for the name: the new actor stops once `addr` is dropped.
             dashmap::Entry::Occupied(_) => return Err(ProcessError::NameTaken(self.name)),
         };

@@ -24,7 +24,6 @@ macro_rules! counters {
 }
 
 counters! {
-    local_sent: "Messages delivered straight into a local actor's mailbox.",
     remote_sent: "Frames queued for a remote node.",
     remote_received: "Frames received and delivered to a local actor.",
     dropped_no_local_actor: "Local sends to a name or message type nobody registered.",

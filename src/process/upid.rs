@@ -61,6 +61,10 @@ impl Upid {
         &self.name
     }
 
+    pub(crate) fn name_arc(&self) -> &Arc<str> {
+        &self.name
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
