@@ -1,0 +1,180 @@
+//! The master actor over real loopback TCP, with a fake agent and a fake scheduler on other nodes
+//! that report what they receive through a channel.
+
+use super::*;
+use meso::process::NodeConfig;
+use meso::resources::Resources;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+enum Event {
+    AgentRegistered(AgentRegistered),
+    RunTask(RunTask),
+    FrameworkRegistered(FrameworkRegistered),
+    Offers(ResourceOffers),
+    Status(StatusUpdate),
+    Rescind(RescindOffer),
+    AgentLost(AgentLost),
+}
+
+struct Fake {
+    tx: UnboundedSender<Event>,
+}
+
+impl Actor for Fake {
+    type Context = Context<Self>;
+}
+
+macro_rules! report {
+    ($msg:ident, $variant:ident) => {
+        impl Handler<Incoming<$msg>> for Fake {
+            type Result = ();
+            fn handle(&mut self, m: Incoming<$msg>, _: &mut Context<Self>) {
+                let _ = self.tx.send(Event::$variant(m.msg));
+            }
+        }
+    };
+}
+
+report!(AgentRegistered, AgentRegistered);
+report!(RunTask, RunTask);
+report!(FrameworkRegistered, FrameworkRegistered);
+report!(ResourceOffers, Offers);
+report!(StatusUpdate, Status);
+report!(RescindOffer, Rescind);
+report!(AgentLost, AgentLost);
+
+fn start_fake(node: &Node, name: &str) -> (Process, UnboundedReceiver<Event>) {
+    let (tx, rx) = unbounded_channel();
+    node.actor::<Fake>(name)
+        .handle::<AgentRegistered>()
+        .handle::<RunTask>()
+        .handle::<FrameworkRegistered>()
+        .handle::<ResourceOffers>()
+        .handle::<StatusUpdate>()
+        .handle::<RescindOffer>()
+        .handle::<AgentLost>()
+        .start(Fake { tx })
+        .unwrap();
+    (node.process(name).unwrap(), rx)
+}
+
+async fn next(rx: &mut UnboundedReceiver<Event>, what: &str) -> Event {
+    match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+        Ok(Some(e)) => e,
+        _ => panic!("nothing received while waiting for {what}"),
+    }
+}
+
+/// Registration, an offer, an accept, `RunTask` at the agent, a status update forwarded to the
+/// scheduler; then the agent's node goes away and the scheduler hears its task is lost.
+#[actix_rt::test]
+async fn register_offer_accept_run_and_lose_the_agent() {
+    let master_node = Node::start(NodeConfig::default()).await.unwrap();
+    let agent_node = Node::start(NodeConfig::default()).await.unwrap();
+    let sched_node = Node::start(NodeConfig::default()).await.unwrap();
+    let config = MasterConfig {
+        allocation_interval_ms: 50,
+        ..MasterConfig::default()
+    };
+    let master = start_master(&master_node, config).unwrap();
+    let (agent, mut agent_rx) = start_fake(&agent_node, "agent-1");
+    let (sched, mut sched_rx) = start_fake(&sched_node, "sched");
+
+    agent.send(
+        &master,
+        RegisterAgent {
+            agent: AgentInfo {
+                id: None,
+                hostname: "host-1".to_string(),
+                resources: Resources::parse("cpus:1;mem:256").unwrap(),
+                attributes: Vec::new(),
+                port: agent_node.addr().port(),
+            },
+            version: "test".to_string(),
+        },
+    );
+    let Event::AgentRegistered(registered) = next(&mut agent_rx, "AgentRegistered").await else {
+        panic!("expected AgentRegistered");
+    };
+    let agent_id = registered.agent_id;
+
+    sched.send(
+        &master,
+        RegisterFramework {
+            framework: FrameworkInfo::new("test", "user"),
+        },
+    );
+    let Event::FrameworkRegistered(registered) = next(&mut sched_rx, "FrameworkRegistered").await
+    else {
+        panic!("expected FrameworkRegistered");
+    };
+    assert_eq!(registered.master_info.upid, master);
+    let registered_prefix = registered.master_info.id.clone();
+    let framework_id = registered.framework_id;
+
+    let Event::Offers(offers) = next(&mut sched_rx, "ResourceOffers").await else {
+        panic!("expected ResourceOffers");
+    };
+    let offer = &offers.offers[0];
+    assert_eq!(offer.agent_upid, *agent.me());
+    assert_eq!(offer.agent_id, agent_id);
+
+    let task = TaskInfo::command(
+        TaskId::new("t1"),
+        agent_id.clone(),
+        Resources::parse("cpus:0.5;mem:64").unwrap(),
+        CommandInfo::shell("true"),
+    );
+    sched.send(
+        &master,
+        AcceptOffers {
+            framework_id: framework_id.clone(),
+            offer_ids: vec![offer.id.clone()],
+            operations: vec![Operation::Launch { tasks: vec![task] }],
+            filters: Filters::default(),
+        },
+    );
+    let Event::RunTask(run) = next(&mut agent_rx, "RunTask").await else {
+        panic!("expected RunTask");
+    };
+    assert_eq!(run.task.task_id.as_str(), "t1");
+    assert_eq!(run.framework_id, framework_id);
+    assert_eq!(run.scheduler, *sched.me());
+
+    let running = StatusUpdate {
+        framework_id: framework_id.clone(),
+        status: TaskStatus::new(TaskId::new("t1"), TaskState::Running, 0)
+            .with_agent(agent_id.clone())
+            .reliable(),
+        executor_id: Some(ExecutorId::new("t1")),
+        source: StatusSource::Executor,
+    };
+    agent.send(&master, running.clone());
+    let Event::Status(forwarded) = next(&mut sched_rx, "StatusUpdate").await else {
+        panic!("expected StatusUpdate");
+    };
+    assert_eq!(forwarded, running);
+
+    // The agent's node goes: its task is lost, and the scheduler hears of the agent.
+    agent_node.shutdown();
+    let mut lost = false;
+    let mut agent_lost = false;
+    while !(lost && agent_lost) {
+        match next(&mut sched_rx, "TASK_LOST and AgentLost").await {
+            Event::Status(u) => {
+                assert_eq!(u.status.state, TaskState::Lost);
+                assert_eq!(u.status.reason, Some(TaskStatusReason::AgentDisconnected));
+                lost = true;
+            }
+            Event::AgentLost(l) => {
+                assert_eq!(l.agent_id, agent_id);
+                agent_lost = true;
+            }
+            Event::Rescind(r) => assert!(r.offer_id.as_str().starts_with(&registered_prefix)),
+            Event::Offers(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
