@@ -16,6 +16,10 @@ impl Children {
     fn spawn(&mut self, args: &[&str]) -> &mut Child {
         let child = Command::new(MESO)
             .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_string()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
