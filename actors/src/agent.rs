@@ -1,6 +1,80 @@
-//! The agent's pure pieces: resource detection, sandbox layout and checkpoint files, and the
-//! process-group launcher.
+//! The agent: runs tasks for the master, each under an executor in its own process group, and
+//! delivers their status updates reliably.
+//!
+//! # Layout
+//! - [`actor`]: the agent actor, its handler table and its timers.
+//! - [`state`]: pure bookkeeping of frameworks, executors and tasks.
+//! - [`status_updates`]: the pure status update manager (ordered, acknowledged, retried).
+//! - [`sandbox`], [`launcher`], [`resources_detect`]: disk layout, child processes, resources.
 
+pub mod actor;
 pub mod launcher;
 pub mod resources_detect;
 pub mod sandbox;
+pub mod state;
+pub mod status_updates;
+
+use meso::process::{Node, ProcessError, Upid};
+use meso::resources::Resources;
+use std::path::PathBuf;
+
+/// How an agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The actor name: `agent`, or `agent-1`, `agent-2`... for several agents on one node.
+    pub name: String,
+    pub master: Upid,
+    /// Sandboxes and checkpoints go under it.
+    pub work_dir: PathBuf,
+    pub resources: Resources,
+    pub attributes: Vec<(String, String)>,
+    /// The `meso` binary, run as `<program> executor` for command tasks.
+    pub executor_program: PathBuf,
+    /// Default time between SIGTERM and SIGKILL when killing a task.
+    pub kill_grace_ms: u64,
+    pub hostname: String,
+}
+
+impl AgentConfig {
+    pub fn new(
+        master: Upid,
+        work_dir: PathBuf,
+        resources: Resources,
+        executor_program: PathBuf,
+    ) -> AgentConfig {
+        AgentConfig {
+            name: "agent".to_string(),
+            master,
+            work_dir,
+            resources,
+            attributes: Vec::new(),
+            executor_program,
+            kill_grace_ms: 3_000,
+            hostname: default_hostname(),
+        }
+    }
+}
+
+fn default_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cannot start the agent actor: {0}")]
+    Process(#[from] ProcessError),
+    #[error("cannot use work directory {path}: {source}")]
+    WorkDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Starts the agent actor `config.name` on `node`; it registers with `config.master` at once.
+pub fn start_agent(node: &Node, config: AgentConfig) -> Result<Upid, AgentError> {
+    actor::start(node, config)
+}

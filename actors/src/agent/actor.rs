@@ -1,0 +1,630 @@
+//! The agent actor: translates messages into calls on [`AgentState`] and the
+//! [`StatusUpdateManager`], and their decisions into sends, launches and kills.
+
+use super::launcher;
+use super::sandbox::{self, Layout};
+use super::state::{AgentState, ExecutorKey, KillOutcome, RunOutcome, TaskKey};
+use super::status_updates::{Admitted, Send, StatusUpdateManager};
+use super::{AgentConfig, AgentError};
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message};
+use meso::process::{Exited, Incoming, Node, Process, Upid};
+use meso::protocol::*;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const REGISTER_MIN: Duration = Duration::from_millis(500);
+const REGISTER_MAX: Duration = Duration::from_secs(8);
+/// How long past its grace period an executor has to report a killed task.
+const KILL_SLACK: Duration = Duration::from_secs(5);
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// How a process ended, in words.
+pub fn describe_exit(status: &ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => format!("terminated by signal {sig}"),
+        _ => "ended".to_string(),
+    }
+}
+
+/// Local: an executor's process ended (sent by the task that waits for it).
+struct ExecutorProcessExited {
+    key: ExecutorKey,
+    pgid: i32,
+    status: Result<ExitStatus, String>,
+}
+
+impl Message for ExecutorProcessExited {
+    type Result = ();
+}
+
+pub struct Agent {
+    config: AgentConfig,
+    process: Process,
+    layout: Layout,
+    state: AgentState,
+    updates: StatusUpdateManager,
+    registered: bool,
+    /// Bumped each time registration starts over; older retry timers stop.
+    round: u64,
+}
+
+pub(super) fn start(node: &Node, config: AgentConfig) -> Result<Upid, AgentError> {
+    std::fs::create_dir_all(&config.work_dir).map_err(|source| AgentError::WorkDir {
+        path: config.work_dir.clone(),
+        source,
+    })?;
+    let process = node
+        .process(&config.name)
+        .map_err(meso::process::ProcessError::from)?;
+    let agent = Agent {
+        layout: Layout::new(config.work_dir.clone()),
+        config: config.clone(),
+        process,
+        state: AgentState::new(),
+        updates: StatusUpdateManager::new(),
+        registered: false,
+        round: 0,
+    };
+    let (upid, _) = node
+        .actor::<Agent>(&config.name)
+        .handle::<RunTask>()
+        .handle::<KillTaskOnAgent>()
+        .handle::<AgentRegistered>()
+        .handle::<AgentReregistered>()
+        .handle::<StatusUpdateAcknowledgement>()
+        .handle::<ShutdownFramework>()
+        .handle::<ShutdownAgent>()
+        .handle::<Ping>()
+        .handle::<RegisterExecutor>()
+        .handle::<ExecutorStatusUpdate>()
+        .exited()
+        .start(agent)?;
+    Ok(upid)
+}
+
+impl Actor for Agent {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        tracing::info!(agent = %self.process.me(), master = %self.config.master, "agent started");
+        self.start_registering(ctx);
+    }
+}
+
+impl Agent {
+    fn master(&self) -> &Upid {
+        &self.config.master
+    }
+
+    fn from_master(&self, from: &Upid, what: &str) -> bool {
+        if from != self.master() {
+            tracing::warn!("ignoring {what} from {from}: not the master");
+            return false;
+        }
+        true
+    }
+
+    fn agent_info(&self) -> AgentInfo {
+        AgentInfo {
+            id: self.state.agent_id.clone(),
+            hostname: self.config.hostname.clone(),
+            resources: self.config.resources.clone(),
+            attributes: self.config.attributes.clone(),
+            port: self.process.me().port(),
+        }
+    }
+
+    // ---- registration ----
+
+    fn start_registering(&mut self, ctx: &mut Context<Self>) {
+        self.registered = false;
+        self.round += 1;
+        self.try_register(self.round, REGISTER_MIN, ctx);
+    }
+
+    fn try_register(&mut self, round: u64, delay: Duration, ctx: &mut Context<Self>) {
+        if self.registered || round != self.round {
+            return;
+        }
+        if self.state.agent_id.is_some() {
+            let msg = ReregisterAgent {
+                agent: self.agent_info(),
+                version: VERSION.to_string(),
+                tasks: self.state.agent_tasks(),
+                executors: self.state.executor_infos(),
+                frameworks: self.state.framework_infos(),
+            };
+            self.process.send(self.master(), msg);
+        } else {
+            let msg = RegisterAgent {
+                agent: self.agent_info(),
+                version: VERSION.to_string(),
+            };
+            self.process.send(self.master(), msg);
+        }
+        let next = (delay * 2).min(REGISTER_MAX);
+        ctx.run_later(delay, move |a, ctx| a.try_register(round, next, ctx));
+    }
+
+    fn registered_as(&mut self, agent_id: AgentId, what: &str) {
+        if let Some(known) = &self.state.agent_id {
+            if *known != agent_id {
+                tracing::warn!("master gave id {agent_id} in {what}, but this agent is {known}");
+            }
+        }
+        if self.registered {
+            return;
+        }
+        tracing::info!(%agent_id, "{what}");
+        self.state.agent_id = Some(agent_id);
+        self.registered = true;
+        self.process.link(&self.config.master.clone());
+        // Whatever was in flight while disconnected goes again now.
+        for update in self.updates.in_flight() {
+            self.process.send(self.master(), update);
+        }
+    }
+
+    // ---- status updates ----
+
+    fn send_update(&mut self, send: Send, ctx: &mut Context<Self>) {
+        let key = (
+            send.update.framework_id.clone(),
+            send.update.status.task_id.clone(),
+        );
+        let Some(uuid) = send.update.status.uuid else {
+            return;
+        };
+        if self.registered {
+            self.process.send(self.master(), send.update);
+        }
+        ctx.run_later(send.retry_in, move |a, ctx| {
+            if let Some(again) = a.updates.retry(&key, uuid) {
+                a.send_update(again, ctx);
+            }
+        });
+    }
+
+    /// Hands an update to the status update manager; returns what it made of it.
+    fn forward(
+        &mut self,
+        framework_id: FrameworkId,
+        executor_id: Option<ExecutorId>,
+        source: StatusSource,
+        status: TaskStatus,
+        ctx: &mut Context<Self>,
+    ) -> Option<Admitted> {
+        match self
+            .updates
+            .update(framework_id, executor_id, source, status)
+        {
+            Ok(Admitted::SendNow(send)) => {
+                self.send_update(send.clone(), ctx);
+                Some(Admitted::SendNow(send))
+            }
+            Ok(other) => Some(other),
+            Err(e) => {
+                tracing::warn!("dropping a status update: {e}");
+                None
+            }
+        }
+    }
+
+    fn agent_made(
+        &mut self,
+        framework_id: &FrameworkId,
+        status: TaskStatus,
+        ctx: &mut Context<Self>,
+    ) {
+        tracing::info!(task = %status.task_id, state = %status.state, "{}", status.message);
+        let executor_id = status.executor_id.clone();
+        self.forward(
+            framework_id.clone(),
+            executor_id,
+            StatusSource::Agent,
+            status,
+            ctx,
+        );
+    }
+
+    // ---- executors ----
+
+    fn launch_executor(&mut self, key: ExecutorKey, info: ExecutorInfo, ctx: &mut Context<Self>) {
+        let result = self.spawn_executor(&key, &info);
+        match result {
+            Ok((launched, sandbox)) => {
+                let pgid = launched.pgid;
+                tracing::info!(executor = %key.1, framework = %key.0, pgid, sandbox = %sandbox.display(), "executor launched");
+                self.state.launched(&key, pgid, sandbox);
+                let addr = ctx.address();
+                let mut child = launched.child;
+                actix::spawn(async move {
+                    let status = child.wait().await.map_err(|e| e.to_string());
+                    addr.do_send(ExecutorProcessExited { key, pgid, status });
+                });
+            }
+            Err(why) => {
+                tracing::warn!(executor = %key.1, "cannot launch executor: {why}");
+                self.executor_gone(&key, &format!("could not be started: {why}"), None, ctx);
+            }
+        }
+    }
+
+    fn spawn_executor(
+        &self,
+        key: &ExecutorKey,
+        info: &ExecutorInfo,
+    ) -> Result<(launcher::Launched, std::path::PathBuf), String> {
+        let agent_id = self
+            .state
+            .agent_id
+            .clone()
+            .ok_or("the agent has no id yet")?;
+        let sandbox = self
+            .layout
+            .create_sandbox(&agent_id, &key.0, &key.1, &sandbox::new_run_id())
+            .map_err(|e| format!("cannot create the sandbox: {e}"))?;
+        let dir = sandbox.display().to_string();
+        let env = vec![
+            ("MESO_AGENT_UPID".to_string(), self.process.me().to_string()),
+            ("MESOS_AGENT_ID".to_string(), agent_id.to_string()),
+            ("MESOS_FRAMEWORK_ID".to_string(), key.0.to_string()),
+            ("MESOS_EXECUTOR_ID".to_string(), key.1.to_string()),
+            ("MESOS_SANDBOX".to_string(), dir.clone()),
+            ("MESOS_DIRECTORY".to_string(), dir),
+            (
+                "MESO_KILL_GRACE_MS".to_string(),
+                self.config.kill_grace_ms.to_string(),
+            ),
+        ];
+        let launched =
+            launcher::launch(&info.command, &env, &sandbox).map_err(|e| e.to_string())?;
+        Ok((launched, sandbox))
+    }
+
+    /// Flow 8: the executor is gone; its unfinished tasks fail, and the master hears of it.
+    fn executor_gone(
+        &mut self,
+        key: &ExecutorKey,
+        how: &str,
+        wait_status: Option<i32>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some((_, statuses)) = self.state.executor_exited(key, how, now_ms()) else {
+            return;
+        };
+        for status in statuses {
+            self.agent_made(&key.0, status, ctx);
+        }
+        if let Some(agent_id) = self.state.agent_id.clone() {
+            let msg = ExecutorExited {
+                agent_id,
+                framework_id: key.0.clone(),
+                executor_id: key.1.clone(),
+                status: wait_status.unwrap_or(-1),
+            };
+            self.process.send(self.master(), msg);
+        }
+    }
+
+    fn kill_group(pgid: i32, grace: Duration) {
+        actix::spawn(async move {
+            if let Err(e) = launcher::kill_group(pgid, grace).await {
+                tracing::warn!("cannot kill process group {pgid}: {e}");
+            }
+        });
+    }
+
+    fn grace_for(&self, key: &TaskKey, asked: Option<u64>) -> Duration {
+        let task = self
+            .state
+            .task(key)
+            .and_then(|t| t.task.kill_grace_period_ms);
+        Duration::from_millis(asked.or(task).unwrap_or(self.config.kill_grace_ms))
+    }
+}
+
+// ---- the handler table ----
+
+impl Handler<Incoming<AgentRegistered>> for Agent {
+    type Result = ();
+    fn handle(&mut self, m: Incoming<AgentRegistered>, _: &mut Context<Self>) {
+        if self.from_master(&m.from, "AgentRegistered") {
+            self.registered_as(m.msg.agent_id, "registered with the master");
+        }
+    }
+}
+
+impl Handler<Incoming<AgentReregistered>> for Agent {
+    type Result = ();
+    fn handle(&mut self, m: Incoming<AgentReregistered>, _: &mut Context<Self>) {
+        if self.from_master(&m.from, "AgentReregistered") {
+            self.registered_as(m.msg.agent_id, "reregistered with the master");
+        }
+    }
+}
+
+impl Handler<Exited> for Agent {
+    type Result = ();
+    fn handle(&mut self, m: Exited, ctx: &mut Context<Self>) {
+        if m.0 == self.config.master {
+            tracing::warn!(master = %m.0, "lost the master; registering again");
+            self.start_registering(ctx);
+        }
+    }
+}
+
+impl Handler<Incoming<Ping>> for Agent {
+    type Result = ();
+    fn handle(&mut self, m: Incoming<Ping>, ctx: &mut Context<Self>) {
+        if !self.from_master(&m.from, "Ping") {
+            return;
+        }
+        self.process.send(&m.from, Pong {});
+        if !m.msg.connected && self.registered {
+            tracing::warn!("the master does not count this agent as connected; registering again");
+            self.start_registering(ctx);
+        }
+    }
+}
+
+impl Handler<Incoming<RunTask>> for Agent {
+    type Result = ();
+    fn handle(&mut self, m: Incoming<RunTask>, ctx: &mut Context<Self>) {
+        if !self.from_master(&m.from, "RunTask") {
+            return;
+        }
+        if self.state.agent_id.is_none() {
+            tracing::warn!("ignoring RunTask from {}: not registered yet", m.from);
+            return;
+        }
+        let RunTask {
+            framework,
+            framework_id,
+            scheduler,
+            task,
+        } = m.msg;
+        let task_id = task.task_id.clone();
+        let program = self.config.executor_program.clone();
+        match self.state.run_task(
+            framework,
+            framework_id.clone(),
+            scheduler,
+            task.clone(),
+            &program,
+        ) {
+            Ok(RunOutcome::Launch(info)) => {
+                let key = (framework_id, info.executor_id.clone());
+                self.launch_executor(key, info, ctx);
+            }
+            Ok(RunOutcome::Queued) => {
+                tracing::debug!(task = %task_id, "queued until its executor registers")
+            }
+            Ok(RunOutcome::Send(upid)) => {
+                self.process.send(&upid, LaunchTask { framework_id, task });
+            }
+            Err(e) => tracing::warn!("ignoring RunTask from {}: {e}", m.from),
+        }
+    }
+}
+
+impl Handler<Incoming<RegisterExecutor>> for Agent {
+    type Result = ();
+    fn handle(&mut self, m: Incoming<RegisterExecutor>, _: &mut Context<Self>) {
+        let key = (m.msg.framework_id.clone(), m.msg.executor_id.clone());
+        let tasks = match self.state.register_executor(&key, m.from.clone()) {
+            Ok(tasks) => tasks,
+            Err(e) => {
+                tracing::warn!("ignoring RegisterExecutor from {}: {e}", m.from);
+                return;
+            }
+        };
+        let (Some(agent_id), Some(ex), Some(fw)) = (
+            self.state.agent_id.clone(),
+            self.state.executor(&key),
+            self.state.framework(&key.0),
+        ) else {
+            tracing::warn!("ignoring RegisterExecutor from {}: no agent id", m.from);
+            return;
+        };
+        let msg = ExecutorRegistered {
+            executor_info: ex.info.clone(),
+            framework_id: key.0.clone(),
+            framework_info: fw.info.clone(),
+            agent_id,
+            agent_info: self.agent_info(),
+        };
+        tracing::info!(executor = %key.1, from = %m.from, "executor registered");
+        self.process.send(&m.from, msg);
+        for task in tasks {
+            let framework_id = key.0.clone();
+            self.process
+                .send(&m.from, LaunchTask { framework_id, task });
+        }
+    }
+}
+
+impl Handler<Incoming<ExecutorStatusUpdate>> for Agent {
+    type Result = ();
+    fn handle(&mut self, m: Incoming<ExecutorStatusUpdate>, ctx: &mut Context<Self>) {
+        let ExecutorStatusUpdate {
+            framework_id,
+            executor_id,
+            mut status,
+        } = m.msg;
+        let key = (framework_id.clone(), executor_id.clone());
+        let registered_from = self.state.executor(&key).and_then(|e| e.upid.as_ref());
+        if registered_from != Some(&m.from) {
+            tracing::warn!(
+                "ignoring ExecutorStatusUpdate from {}: not the registered executor {executor_id}",
+                m.from
+            );
+            return;
+        }
+        let Some(uuid) = status.uuid else {
+            tracing::warn!("ignoring ExecutorStatusUpdate from {}: no uuid", m.from);
+            return;
+        };
+        status.agent_id = status.agent_id.or(self.state.agent_id.clone());
+        status.executor_id = Some(executor_id.clone());
+        if let Err(e) = self
+            .state
+            .record_update(&framework_id, Some(&executor_id), &status)
+        {
+            tracing::warn!("ignoring ExecutorStatusUpdate from {}: {e}", m.from);
+            return;
+        }
+        let task_id = status.task_id.clone();
+        tracing::debug!(task = %task_id, state = %status.state, "status update from the executor");
+        let admitted = self.forward(
+            framework_id.clone(),
+            Some(executor_id),
+            StatusSource::Executor,
+            status,
+            ctx,
+        );
+        if admitted == Some(Admitted::AlreadyAcked) {
+            let ack = ExecutorStatusAck {
+                framework_id,
+                task_id,
+                uuid,
+            };
+            self.process.send(&m.from, ack);
+        }
+    }
+}
+
+impl Handler<Incoming<StatusUpdateAcknowledgement>> for Agent {
+    type Result = ();
+    fn handle(&mut self, m: Incoming<StatusUpdateAcknowledgement>, ctx: &mut Context<Self>) {
+        if !self.from_master(&m.from, "StatusUpdateAcknowledgement") {
+            return;
+        }
+        let key: TaskKey = (m.msg.framework_id.clone(), m.msg.task_id.clone());
+        let Some(acked) = self.updates.ack(&key, m.msg.uuid) else {
+            tracing::debug!(task = %key.1, "ignoring a stale or unknown acknowledgement");
+            return;
+        };
+        if acked.acked.source == StatusSource::Executor {
+            let upid = self.state.task(&key).and_then(|t| {
+                let ex_key = (key.0.clone(), t.executor_id.clone());
+                self.state.executor(&ex_key).and_then(|e| e.upid.clone())
+            });
+            if let Some(upid) = upid {
+                let ack = ExecutorStatusAck {
+                    framework_id: key.0.clone(),
+                    task_id: key.1.clone(),
+                    uuid: m.msg.uuid,
+                };
+                self.process.send(&upid, ack);
+            }
+        }
+        match acked.next {
+            Some(next) => self.send_update(next, ctx),
+            None if acked.acked.status.state.is_terminal() => {
+                self.state.forget_task(&key);
+                self.updates.forget(&key);
+            }
+            None => {}
+        }
+    }
+}
+
+impl Handler<Incoming<KillTaskOnAgent>> for Agent {
+    type Result = ();
+    fn handle(&mut self, m: Incoming<KillTaskOnAgent>, ctx: &mut Context<Self>) {
+        if !self.from_master(&m.from, "KillTaskOnAgent") {
+            return;
+        }
+        let key: TaskKey = (m.msg.framework_id.clone(), m.msg.task_id.clone());
+        let grace = self.grace_for(&key, m.msg.kill_grace_period_ms);
+        match self.state.kill_task(&key, now_ms()) {
+            KillOutcome::UnknownTask => {
+                tracing::warn!(
+                    "ignoring KillTaskOnAgent from {}: unknown task {}",
+                    m.from,
+                    key.1
+                )
+            }
+            KillOutcome::AlreadyTerminal => {
+                tracing::info!(task = %key.1, "kill of a task that already ended")
+            }
+            KillOutcome::KilledBeforeLaunch {
+                status, kill_group, ..
+            } => {
+                self.agent_made(&key.0, status, ctx);
+                if let Some(pgid) = kill_group {
+                    Self::kill_group(pgid, grace);
+                }
+            }
+            KillOutcome::AskExecutor { upid, .. } => {
+                let msg = KillTaskInExecutor {
+                    framework_id: key.0.clone(),
+                    task_id: key.1.clone(),
+                    kill_grace_period_ms: Some(grace.as_millis() as u64),
+                };
+                self.process.send(&upid, msg);
+                ctx.run_later(grace + KILL_SLACK, move |a, ctx| {
+                    if let Some((status, pgid)) = a.state.kill_timed_out(&key, now_ms()) {
+                        a.agent_made(&key.0, status, ctx);
+                        Self::kill_group(pgid, Duration::from_secs(1));
+                    }
+                });
+            }
+        }
+    }
+}
+
+impl Handler<ExecutorProcessExited> for Agent {
+    type Result = ();
+    fn handle(&mut self, m: ExecutorProcessExited, ctx: &mut Context<Self>) {
+        let (how, raw) = match &m.status {
+            Ok(status) => (describe_exit(status), Some(status.into_raw())),
+            Err(e) => (format!("could not be waited for: {e}"), None),
+        };
+        tracing::info!(executor = %m.key.1, pgid = m.pgid, "executor {how}");
+        self.executor_gone(&m.key, &how, raw, ctx);
+    }
+}
+
+impl Handler<Incoming<ShutdownFramework>> for Agent {
+    type Result = ();
+    fn handle(&mut self, m: Incoming<ShutdownFramework>, _: &mut Context<Self>) {
+        if !self.from_master(&m.from, "ShutdownFramework") {
+            return;
+        }
+        let fw = m.msg.framework_id;
+        tracing::info!(framework = %fw, "shutting the framework down");
+        self.updates.forget_framework(&fw);
+        let grace = Duration::from_millis(self.config.kill_grace_ms);
+        for pgid in self.state.remove_framework(&fw) {
+            Self::kill_group(pgid, grace);
+        }
+    }
+}
+
+impl Handler<Incoming<ShutdownAgent>> for Agent {
+    type Result = ();
+    fn handle(&mut self, m: Incoming<ShutdownAgent>, ctx: &mut Context<Self>) {
+        if !self.from_master(&m.from, "ShutdownAgent") {
+            return;
+        }
+        tracing::warn!("the master shut this agent down: {}", m.msg.message);
+        let grace = Duration::from_millis(self.config.kill_grace_ms);
+        for (_, ex) in self.state.executors() {
+            if let Some(pgid) = ex.pgid {
+                Self::kill_group(pgid, grace);
+            }
+        }
+        self.process.node().unregister(&self.config.name);
+        ctx.stop();
+    }
+}

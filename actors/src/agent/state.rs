@@ -1,0 +1,719 @@
+//! The agent's bookkeeping of frameworks, executors and tasks, without processes or messages.
+//!
+//! Decisions come back as values: which executor to launch, which tasks to hand an executor that
+//! registered, which status updates the agent itself must make (TASK_KILLED for a task killed
+//! before its executor registered, TASK_FAILED for tasks whose executor died). A task gets at
+//! most one terminal state: once one is recorded, the agent never makes another.
+
+use meso::process::Upid;
+use meso::protocol::{
+    AgentId, AgentTask, CommandInfo, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo, TaskId,
+    TaskInfo, TaskState, TaskStatus, TaskStatusReason,
+};
+use meso::resources::Resources;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+pub type ExecutorKey = (FrameworkId, ExecutorId);
+pub type TaskKey = (FrameworkId, TaskId);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StateError {
+    #[error("task {0} must have exactly one of a command and an executor")]
+    InvalidTask(TaskId),
+    #[error("task {0} of framework {1} is known already")]
+    DuplicateTask(TaskId, FrameworkId),
+    #[error("executor {0} of framework {1} is not known")]
+    UnknownExecutor(ExecutorId, FrameworkId),
+    #[error("executor {0} registered already from {1}")]
+    AlreadyRegistered(ExecutorId, Upid),
+    #[error("task {0} of framework {1} is not known")]
+    UnknownTask(TaskId, FrameworkId),
+    #[error("task {0} reached a terminal state already")]
+    AlreadyTerminal(TaskId),
+    #[error("task {0} does not belong to executor {1}")]
+    WrongExecutor(TaskId, ExecutorId),
+}
+
+#[derive(Debug, Clone)]
+pub struct FrameworkRecord {
+    pub info: FrameworkInfo,
+    pub scheduler: Upid,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecutorRecord {
+    pub info: ExecutorInfo,
+    /// Set once it registered.
+    pub upid: Option<Upid>,
+    /// Set once its process started.
+    pub pgid: Option<i32>,
+    pub sandbox: Option<PathBuf>,
+    /// Tasks not yet sent to it (it has not registered).
+    pub queued: Vec<TaskInfo>,
+    /// Every task it was given that the agent still tracks.
+    pub tasks: BTreeSet<TaskId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskRecord {
+    pub task: TaskInfo,
+    pub executor_id: ExecutorId,
+    pub state: TaskState,
+    /// The uuid of its terminal update, once there is one.
+    pub terminal_uuid: Option<[u8; 16]>,
+    pub latest: Option<TaskStatus>,
+}
+
+/// What to do with a task that arrived in `RunTask`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOutcome {
+    /// Start this new executor; the task waits for it to register.
+    Launch(ExecutorInfo),
+    /// The executor is starting; the task waits for it to register.
+    Queued,
+    /// The executor is registered at this Upid: send it the task.
+    Send(Upid),
+}
+
+/// What a kill request comes to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KillOutcome {
+    UnknownTask,
+    AlreadyTerminal,
+    /// The task never reached its executor: report `status` (TASK_KILLED). When the executor has
+    /// nothing else left to run, `kill_group` is the process group to kill.
+    KilledBeforeLaunch {
+        status: TaskStatus,
+        executor: ExecutorKey,
+        kill_group: Option<i32>,
+    },
+    /// Ask the executor at this Upid to kill it.
+    AskExecutor {
+        executor: ExecutorKey,
+        upid: Upid,
+    },
+}
+
+/// Frameworks, executors and tasks of one agent.
+#[derive(Debug, Default)]
+pub struct AgentState {
+    pub agent_id: Option<AgentId>,
+    frameworks: HashMap<FrameworkId, FrameworkRecord>,
+    executors: HashMap<ExecutorKey, ExecutorRecord>,
+    tasks: HashMap<TaskKey, TaskRecord>,
+}
+
+/// The executor that runs command tasks: `<program> executor`, one per task, with the task's id.
+pub fn command_executor_info(
+    program: &Path,
+    framework_id: &FrameworkId,
+    task: &TaskInfo,
+) -> ExecutorInfo {
+    let program = program.display().to_string();
+    ExecutorInfo {
+        executor_id: ExecutorId::new(task.task_id.as_str()),
+        framework_id: framework_id.clone(),
+        command: CommandInfo::exec(program.clone(), vec![program, "executor".to_string()]),
+        resources: Resources::new(),
+        name: format!("command executor for {}", task.task_id),
+    }
+}
+
+impl AgentState {
+    pub fn new() -> AgentState {
+        AgentState::default()
+    }
+
+    pub fn framework(&self, id: &FrameworkId) -> Option<&FrameworkRecord> {
+        self.frameworks.get(id)
+    }
+
+    pub fn executor(&self, key: &ExecutorKey) -> Option<&ExecutorRecord> {
+        self.executors.get(key)
+    }
+
+    pub fn task(&self, key: &TaskKey) -> Option<&TaskRecord> {
+        self.tasks.get(key)
+    }
+
+    pub fn executors(&self) -> impl Iterator<Item = (&ExecutorKey, &ExecutorRecord)> {
+        self.executors.iter()
+    }
+
+    /// Takes a task from `RunTask`.
+    pub fn run_task(
+        &mut self,
+        framework: FrameworkInfo,
+        framework_id: FrameworkId,
+        scheduler: Upid,
+        task: TaskInfo,
+        executor_program: &Path,
+    ) -> Result<RunOutcome, StateError> {
+        let info = match (&task.command, &task.executor) {
+            (Some(_), None) => command_executor_info(executor_program, &framework_id, &task),
+            (None, Some(info)) => {
+                let mut info = info.clone();
+                info.framework_id = framework_id.clone();
+                info
+            }
+            _ => return Err(StateError::InvalidTask(task.task_id.clone())),
+        };
+        let task_key = (framework_id.clone(), task.task_id.clone());
+        if self.tasks.contains_key(&task_key) {
+            return Err(StateError::DuplicateTask(task.task_id, framework_id));
+        }
+        let key = (framework_id.clone(), info.executor_id.clone());
+        if task.command.is_some() && self.executors.contains_key(&key) {
+            // A command executor is named after its one task.
+            return Err(StateError::DuplicateTask(task.task_id, framework_id));
+        }
+        self.frameworks.insert(
+            framework_id.clone(),
+            FrameworkRecord {
+                info: framework,
+                scheduler,
+            },
+        );
+        self.tasks.insert(
+            task_key,
+            TaskRecord {
+                task: task.clone(),
+                executor_id: info.executor_id.clone(),
+                state: TaskState::Staging,
+                terminal_uuid: None,
+                latest: None,
+            },
+        );
+        let outcome = match self.executors.get_mut(&key) {
+            Some(ex) => {
+                ex.tasks.insert(task.task_id.clone());
+                match &ex.upid {
+                    Some(upid) => RunOutcome::Send(upid.clone()),
+                    None => {
+                        ex.queued.push(task);
+                        RunOutcome::Queued
+                    }
+                }
+            }
+            None => {
+                let mut tasks = BTreeSet::new();
+                tasks.insert(task.task_id.clone());
+                self.executors.insert(
+                    key,
+                    ExecutorRecord {
+                        info: info.clone(),
+                        upid: None,
+                        pgid: None,
+                        sandbox: None,
+                        queued: vec![task],
+                        tasks,
+                    },
+                );
+                RunOutcome::Launch(info)
+            }
+        };
+        Ok(outcome)
+    }
+
+    /// The executor's process started.
+    pub fn launched(&mut self, key: &ExecutorKey, pgid: i32, sandbox: PathBuf) {
+        if let Some(ex) = self.executors.get_mut(key) {
+            ex.pgid = Some(pgid);
+            ex.sandbox = Some(sandbox);
+        }
+    }
+
+    /// The executor registered from `upid`: returns the tasks to send it. A repeated registration
+    /// from the same Upid (the answer was lost) is accepted and sends nothing new.
+    pub fn register_executor(
+        &mut self,
+        key: &ExecutorKey,
+        upid: Upid,
+    ) -> Result<Vec<TaskInfo>, StateError> {
+        let ex = self
+            .executors
+            .get_mut(key)
+            .ok_or_else(|| StateError::UnknownExecutor(key.1.clone(), key.0.clone()))?;
+        match &ex.upid {
+            Some(known) if *known != upid => {
+                Err(StateError::AlreadyRegistered(key.1.clone(), known.clone()))
+            }
+            _ => {
+                ex.upid = Some(upid);
+                Ok(std::mem::take(&mut ex.queued))
+            }
+        }
+    }
+
+    /// Records a status update of a task (from its executor when `executor` is set). Refused
+    /// after a terminal state, unless it is that same terminal update again.
+    pub fn record_update(
+        &mut self,
+        framework_id: &FrameworkId,
+        executor: Option<&ExecutorId>,
+        status: &TaskStatus,
+    ) -> Result<(), StateError> {
+        let key = (framework_id.clone(), status.task_id.clone());
+        let task = self
+            .tasks
+            .get_mut(&key)
+            .ok_or_else(|| StateError::UnknownTask(key.1.clone(), key.0.clone()))?;
+        if let Some(ex) = executor {
+            if *ex != task.executor_id {
+                return Err(StateError::WrongExecutor(key.1, ex.clone()));
+            }
+        }
+        if let Some(uuid) = task.terminal_uuid {
+            return if status.uuid == Some(uuid) {
+                Ok(())
+            } else {
+                Err(StateError::AlreadyTerminal(key.1))
+            };
+        }
+        task.state = status.state;
+        task.latest = Some(status.clone());
+        if status.state.is_terminal() {
+            task.terminal_uuid = Some(status.uuid.unwrap_or([0; 16]));
+        }
+        Ok(())
+    }
+
+    fn agent_status(
+        &self,
+        task_id: TaskId,
+        executor_id: ExecutorId,
+        state: TaskState,
+        reason: TaskStatusReason,
+        message: String,
+        now_ms: u64,
+    ) -> TaskStatus {
+        let mut status = TaskStatus::new(task_id, state, now_ms)
+            .with_reason(reason)
+            .with_message(message)
+            .with_executor(executor_id)
+            .reliable();
+        status.agent_id = self.agent_id.clone();
+        status
+    }
+
+    /// Makes and records an agent-made terminal update, unless the task has a terminal state.
+    fn make_terminal(
+        &mut self,
+        key: &TaskKey,
+        state: TaskState,
+        reason: TaskStatusReason,
+        message: String,
+        now_ms: u64,
+    ) -> Option<TaskStatus> {
+        let task = self.tasks.get(key)?;
+        if task.terminal_uuid.is_some() {
+            return None;
+        }
+        let status = self.agent_status(
+            key.1.clone(),
+            task.executor_id.clone(),
+            state,
+            reason,
+            message,
+            now_ms,
+        );
+        self.record_update(&key.0, None, &status).ok()?;
+        Some(status)
+    }
+
+    fn live_tasks(&self, framework_id: &FrameworkId, ex: &ExecutorRecord) -> usize {
+        ex.tasks
+            .iter()
+            .filter(|t| {
+                self.tasks
+                    .get(&(framework_id.clone(), (*t).clone()))
+                    .is_some_and(|r| r.terminal_uuid.is_none())
+            })
+            .count()
+    }
+
+    /// A kill request from the master.
+    pub fn kill_task(&mut self, key: &TaskKey, now_ms: u64) -> KillOutcome {
+        let Some(task) = self.tasks.get(key) else {
+            return KillOutcome::UnknownTask;
+        };
+        if task.terminal_uuid.is_some() {
+            return KillOutcome::AlreadyTerminal;
+        }
+        let ex_key = (key.0.clone(), task.executor_id.clone());
+        let Some(ex) = self.executors.get_mut(&ex_key) else {
+            return KillOutcome::UnknownTask;
+        };
+        if let Some(upid) = &ex.upid {
+            return KillOutcome::AskExecutor {
+                executor: ex_key,
+                upid: upid.clone(),
+            };
+        }
+        ex.queued.retain(|t| t.task_id != key.1);
+        let Some(status) = self.make_terminal(
+            key,
+            TaskState::Killed,
+            TaskStatusReason::TaskKilledDuringLaunch,
+            "killed before its executor registered".to_string(),
+            now_ms,
+        ) else {
+            return KillOutcome::AlreadyTerminal;
+        };
+        let ex = &self.executors[&ex_key];
+        let kill_group = match self.live_tasks(&key.0, ex) {
+            0 => ex.pgid,
+            _ => None,
+        };
+        KillOutcome::KilledBeforeLaunch {
+            status,
+            executor: ex_key,
+            kill_group,
+        }
+    }
+
+    /// The executor did not report a terminal state for a task it was asked to kill: the agent
+    /// reports TASK_KILLED itself and returns it with the executor's process group.
+    pub fn kill_timed_out(&mut self, key: &TaskKey, now_ms: u64) -> Option<(TaskStatus, i32)> {
+        let ex_id = self.tasks.get(key)?.executor_id.clone();
+        let pgid = self.executors.get(&(key.0.clone(), ex_id))?.pgid?;
+        let status = self.make_terminal(
+            key,
+            TaskState::Killed,
+            TaskStatusReason::ExecutorTerminated,
+            "the executor did not kill the task in time; its processes were killed".to_string(),
+            now_ms,
+        )?;
+        Some((status, pgid))
+    }
+
+    /// The executor's process ended (`how` says how, like `exited with status 1`): it is
+    /// forgotten, and every task of it without a terminal state gets TASK_FAILED.
+    pub fn executor_exited(
+        &mut self,
+        key: &ExecutorKey,
+        how: &str,
+        now_ms: u64,
+    ) -> Option<(ExecutorRecord, Vec<TaskStatus>)> {
+        let ex = self.executors.remove(key)?;
+        let mut statuses = Vec::new();
+        for task_id in &ex.tasks {
+            let task_key = (key.0.clone(), task_id.clone());
+            if let Some(status) = self.make_terminal(
+                &task_key,
+                TaskState::Failed,
+                TaskStatusReason::ExecutorTerminated,
+                format!("executor {} {how}", key.1),
+                now_ms,
+            ) {
+                statuses.push(status);
+            }
+        }
+        Some((ex, statuses))
+    }
+
+    /// Forgets a task whose terminal update was acknowledged; `false` if it is not terminal.
+    pub fn forget_task(&mut self, key: &TaskKey) -> bool {
+        match self.tasks.get(key) {
+            Some(t) if t.terminal_uuid.is_some() => {}
+            _ => return false,
+        }
+        let Some(task) = self.tasks.remove(key) else {
+            return false;
+        };
+        if let Some(ex) = self.executors.get_mut(&(key.0.clone(), task.executor_id)) {
+            ex.tasks.remove(&key.1);
+        }
+        true
+    }
+
+    /// Forgets a framework with its tasks and executors, returning the process groups of its
+    /// executors.
+    pub fn remove_framework(&mut self, framework_id: &FrameworkId) -> Vec<i32> {
+        self.frameworks.remove(framework_id);
+        self.tasks.retain(|(fw, _), _| fw != framework_id);
+        let mut groups = Vec::new();
+        self.executors.retain(|(fw, _), ex| {
+            if fw == framework_id {
+                groups.extend(ex.pgid);
+                false
+            } else {
+                true
+            }
+        });
+        groups
+    }
+
+    /// Every task, as reported when reregistering.
+    pub fn agent_tasks(&self) -> Vec<AgentTask> {
+        self.tasks
+            .iter()
+            .map(|((fw, _), t)| AgentTask {
+                framework_id: fw.clone(),
+                task: t.task.clone(),
+                state: t.state,
+                status: t.latest.clone(),
+            })
+            .collect()
+    }
+
+    /// Executors and frameworks, as reported when reregistering.
+    pub fn executor_infos(&self) -> Vec<ExecutorInfo> {
+        self.executors.values().map(|e| e.info.clone()).collect()
+    }
+
+    pub fn framework_infos(&self) -> Vec<FrameworkInfo> {
+        self.frameworks
+            .iter()
+            .map(|(id, f)| {
+                let mut info = f.info.clone();
+                info.id = Some(id.clone());
+                info
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fw() -> FrameworkId {
+        FrameworkId::new("fw")
+    }
+
+    fn upid(name: &str) -> Upid {
+        Upid::new(name, "127.0.0.1:5050".parse().unwrap()).unwrap()
+    }
+
+    fn command_task(id: &str) -> TaskInfo {
+        TaskInfo::command(
+            TaskId::new(id),
+            AgentId::new("a"),
+            Resources::new(),
+            CommandInfo::shell("true"),
+        )
+    }
+
+    fn run(state: &mut AgentState, task: TaskInfo) -> RunOutcome {
+        state
+            .run_task(
+                FrameworkInfo::new("f", "u"),
+                fw(),
+                upid("scheduler"),
+                task,
+                Path::new("/bin/meso"),
+            )
+            .unwrap()
+    }
+
+    fn update(state: TaskState, task: &str) -> TaskStatus {
+        TaskStatus::new(TaskId::new(task), state, 1).reliable()
+    }
+
+    fn ex_key(id: &str) -> ExecutorKey {
+        (fw(), ExecutorId::new(id))
+    }
+
+    fn task_key(id: &str) -> TaskKey {
+        (fw(), TaskId::new(id))
+    }
+
+    #[test]
+    fn a_command_task_gets_its_own_executor_named_after_it() {
+        let mut s = AgentState::new();
+        let RunOutcome::Launch(info) = run(&mut s, command_task("t1")) else {
+            panic!("a new executor is launched")
+        };
+        assert_eq!(info.executor_id, ExecutorId::new("t1"));
+        assert_eq!(info.command.arguments, ["/bin/meso", "executor"]);
+        assert!(matches!(
+            s.run_task(
+                FrameworkInfo::new("f", "u"),
+                fw(),
+                upid("scheduler"),
+                command_task("t1"),
+                Path::new("/bin/meso"),
+            ),
+            Err(StateError::DuplicateTask(..))
+        ));
+        s.launched(&ex_key("t1"), 4242, PathBuf::from("/tmp/x"));
+        let tasks = s
+            .register_executor(&ex_key("t1"), upid("executor"))
+            .unwrap();
+        assert_eq!(tasks, vec![command_task("t1")]);
+        // The answer was lost and the executor asks again: nothing is sent twice.
+        assert!(s
+            .register_executor(&ex_key("t1"), upid("executor"))
+            .unwrap()
+            .is_empty());
+        assert!(matches!(
+            s.register_executor(&ex_key("t1"), upid("impostor")),
+            Err(StateError::AlreadyRegistered(..))
+        ));
+    }
+
+    #[test]
+    fn tasks_of_a_custom_executor_queue_until_it_registers() {
+        let mut s = AgentState::new();
+        let custom = |id: &str| {
+            let mut t = command_task(id);
+            t.command = None;
+            t.executor = Some(ExecutorInfo {
+                executor_id: ExecutorId::new("ex"),
+                framework_id: fw(),
+                command: CommandInfo::shell("./my-executor"),
+                resources: Resources::new(),
+                name: "mine".into(),
+            });
+            t
+        };
+        assert!(matches!(run(&mut s, custom("a")), RunOutcome::Launch(_)));
+        assert_eq!(run(&mut s, custom("b")), RunOutcome::Queued);
+        let sent = s.register_executor(&ex_key("ex"), upid("ex")).unwrap();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(run(&mut s, custom("c")), RunOutcome::Send(upid("ex")));
+    }
+
+    /// Mesos: a kill before the executor registered is answered TASK_KILLED by the agent, and the
+    /// task is never handed to the executor; an executor left with nothing is killed.
+    #[test]
+    fn kill_before_registration() {
+        let mut s = AgentState::new();
+        run(&mut s, command_task("t1"));
+        s.launched(&ex_key("t1"), 4242, PathBuf::from("/tmp/x"));
+        let KillOutcome::KilledBeforeLaunch {
+            status, kill_group, ..
+        } = s.kill_task(&task_key("t1"), 5)
+        else {
+            panic!("killed by the agent")
+        };
+        assert_eq!(status.state, TaskState::Killed);
+        assert!(status.uuid.is_some());
+        assert_eq!(kill_group, Some(4242));
+        assert!(s
+            .register_executor(&ex_key("t1"), upid("late"))
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            s.kill_task(&task_key("t1"), 6),
+            KillOutcome::AlreadyTerminal
+        );
+        // Its executor dies afterwards: no second terminal update.
+        let (_, statuses) = s.executor_exited(&ex_key("t1"), "was killed", 7).unwrap();
+        assert!(statuses.is_empty());
+        assert_eq!(s.kill_task(&task_key("nope"), 8), KillOutcome::UnknownTask);
+    }
+
+    #[test]
+    fn kill_of_a_launched_task_asks_the_executor() {
+        let mut s = AgentState::new();
+        run(&mut s, command_task("t1"));
+        s.register_executor(&ex_key("t1"), upid("ex")).unwrap();
+        assert_eq!(
+            s.kill_task(&task_key("t1"), 5),
+            KillOutcome::AskExecutor {
+                executor: ex_key("t1"),
+                upid: upid("ex")
+            }
+        );
+        s.launched(&ex_key("t1"), 77, PathBuf::from("/x"));
+        let (status, pgid) = s.kill_timed_out(&task_key("t1"), 9).unwrap();
+        assert_eq!((status.state, pgid), (TaskState::Killed, 77));
+        assert!(s.kill_timed_out(&task_key("t1"), 10).is_none());
+    }
+
+    /// Flow 8: only tasks without a terminal update get TASK_FAILED when their executor dies.
+    #[test]
+    fn executor_death_fails_only_unfinished_tasks() {
+        let mut s = AgentState::new();
+        let custom = |id: &str| {
+            let mut t = command_task(id);
+            t.command = None;
+            t.executor = Some(ExecutorInfo {
+                executor_id: ExecutorId::new("ex"),
+                framework_id: fw(),
+                command: CommandInfo::shell("./x"),
+                resources: Resources::new(),
+                name: String::new(),
+            });
+            t
+        };
+        run(&mut s, custom("done"));
+        run(&mut s, custom("busy"));
+        s.register_executor(&ex_key("ex"), upid("ex")).unwrap();
+        let ex = ExecutorId::new("ex");
+        s.record_update(&fw(), Some(&ex), &update(TaskState::Running, "busy"))
+            .unwrap();
+        s.record_update(&fw(), Some(&ex), &update(TaskState::Finished, "done"))
+            .unwrap();
+        let (_, statuses) = s
+            .executor_exited(&ex_key("ex"), "terminated by signal 9", 3)
+            .unwrap();
+        assert_eq!(statuses.len(), 1);
+        let failed = &statuses[0];
+        assert_eq!(failed.task_id, TaskId::new("busy"));
+        assert_eq!(failed.state, TaskState::Failed);
+        assert_eq!(failed.reason, Some(TaskStatusReason::ExecutorTerminated));
+        assert!(failed.message.contains("signal 9"));
+        assert!(s.executor_exited(&ex_key("ex"), "again", 4).is_none());
+    }
+
+    /// A command executor that exits 0 after TASK_FINISHED: exactly one terminal update.
+    #[test]
+    fn exit_after_finished_makes_no_failure() {
+        let mut s = AgentState::new();
+        run(&mut s, command_task("t1"));
+        s.register_executor(&ex_key("t1"), upid("ex")).unwrap();
+        let ex = ExecutorId::new("t1");
+        let finished = update(TaskState::Finished, "t1");
+        s.record_update(&fw(), Some(&ex), &update(TaskState::Running, "t1"))
+            .unwrap();
+        s.record_update(&fw(), Some(&ex), &finished).unwrap();
+        // The same update again (a resend) is fine; another terminal one is refused.
+        s.record_update(&fw(), Some(&ex), &finished).unwrap();
+        assert_eq!(
+            s.record_update(&fw(), Some(&ex), &update(TaskState::Failed, "t1")),
+            Err(StateError::AlreadyTerminal(TaskId::new("t1")))
+        );
+        let (_, statuses) = s
+            .executor_exited(&ex_key("t1"), "exited with status 0", 3)
+            .unwrap();
+        assert!(statuses.is_empty());
+        assert_eq!(s.task(&task_key("t1")).unwrap().state, TaskState::Finished);
+        assert!(s.forget_task(&task_key("t1")));
+        assert!(s.task(&task_key("t1")).is_none());
+    }
+
+    #[test]
+    fn updates_from_the_wrong_executor_or_for_unknown_tasks_are_refused() {
+        let mut s = AgentState::new();
+        run(&mut s, command_task("t1"));
+        assert!(matches!(
+            s.record_update(
+                &fw(),
+                Some(&ExecutorId::new("other")),
+                &update(TaskState::Running, "t1")
+            ),
+            Err(StateError::WrongExecutor(..))
+        ));
+        assert!(matches!(
+            s.record_update(&fw(), None, &update(TaskState::Running, "zzz")),
+            Err(StateError::UnknownTask(..))
+        ));
+        assert!(!s.forget_task(&task_key("t1")), "not terminal");
+        let mut bad = command_task("t2");
+        bad.command = None;
+        assert!(matches!(
+            s.run_task(
+                FrameworkInfo::new("f", "u"),
+                fw(),
+                upid("s"),
+                bad,
+                Path::new("/m")
+            ),
+            Err(StateError::InvalidTask(_))
+        ));
+    }
+}

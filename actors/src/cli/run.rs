@@ -1,0 +1,251 @@
+//! What each subcommand does. Each returns the process exit code.
+
+use super::execute::{ExecuteScheduler, Outcome, Tracker};
+use super::{AgentArgs, Command, ExecuteArgs, LocalArgs, MasterArgs, Target};
+use crate::agent::{self, resources_detect, AgentConfig};
+use crate::local::{LocalCluster, LocalConfig};
+use crate::master::{self, MasterConfig};
+use crate::scheduler::run_scheduler;
+use meso::process::{Node, NodeConfig};
+use meso::protocol::FrameworkInfo;
+use meso::resources::{Resource, Resources};
+use parking_lot::Mutex;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing_subscriber::EnvFilter;
+
+/// Runs a parsed command line.
+pub fn run(command: Command) -> i32 {
+    match command {
+        Command::Help(text) => {
+            println!("{text}");
+            0
+        }
+        Command::Executor => crate::executor::run_command_executor(),
+        Command::Master(args) => {
+            init_logging("info");
+            in_system(run_master(args))
+        }
+        Command::Agent(args) => {
+            init_logging("info");
+            in_system(run_agent(args))
+        }
+        Command::Local(args) => {
+            init_logging("info");
+            in_system(run_local(args))
+        }
+        Command::Execute(args) => {
+            init_logging("warn");
+            in_system(run_execute(args))
+        }
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn in_system(body: impl std::future::Future<Output = i32>) -> i32 {
+    actix_rt::System::new().block_on(body)
+}
+
+fn fail(message: impl std::fmt::Display) -> i32 {
+    eprintln!("meso: {message}");
+    1
+}
+
+async fn start_node(listen: SocketAddr) -> Result<Node, i32> {
+    Node::start(NodeConfig::listen(listen))
+        .await
+        .map_err(|e| fail(e))
+}
+
+fn current_exe() -> Result<PathBuf, i32> {
+    std::env::current_exe().map_err(|e| fail(format!("cannot locate the meso binary: {e}")))
+}
+
+async fn ctrl_c() {
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        tracing::warn!("cannot listen for Ctrl-C: {e}; running until killed");
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn run_master(args: MasterArgs) -> i32 {
+    let node = match start_node(args.listen).await {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
+    let config = MasterConfig {
+        work_dir: args.work_dir,
+        ..MasterConfig::default()
+    };
+    match master::start_master(&node, config) {
+        Ok(upid) => println!("master {upid}"),
+        Err(e) => return fail(format!("cannot start the master: {e}")),
+    }
+    ctrl_c().await;
+    node.shutdown();
+    0
+}
+
+async fn run_agent(args: AgentArgs) -> i32 {
+    let resources = match args.resources {
+        Some(r) => r,
+        None => match resources_detect::detect_resources_at(&args.work_dir) {
+            Ok(r) => r,
+            Err(e) => return fail(format!("cannot detect resources: {e}")),
+        },
+    };
+    let program = match current_exe() {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let node = match start_node(args.listen).await {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
+    let mut config = AgentConfig::new(args.master, args.work_dir, resources, program);
+    config.name = args.name;
+    config.attributes = args.attributes;
+    config.hostname = node.addr().ip().to_string();
+    match agent::start_agent(&node, config) {
+        Ok(upid) => println!("agent {upid}"),
+        Err(e) => return fail(format!("cannot start the agent: {e}")),
+    }
+    ctrl_c().await;
+    node.shutdown();
+    0
+}
+
+async fn run_local(args: LocalArgs) -> i32 {
+    let program = match current_exe() {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    // Without --work-dir the cluster works in a temporary directory removed on exit.
+    let temp = match &args.work_dir {
+        Some(_) => None,
+        None => match tempfile::Builder::new().prefix("meso-local-").tempdir() {
+            Ok(t) => Some(t),
+            Err(e) => return fail(format!("cannot make a work dir: {e}")),
+        },
+    };
+    let work_dir = match (&args.work_dir, &temp) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(t)) => t.path().to_path_buf(),
+        (None, None) => return fail("no work dir"),
+    };
+    let node = match start_node(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port)).await {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
+    let mut config = LocalConfig::new(work_dir, program);
+    config.agents = args.agents;
+    config.resources = args.resources;
+    config.port = args.port;
+    let cluster = match LocalCluster::start(&node, config) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    println!("master {}", cluster.master);
+    for a in &cluster.agents {
+        println!("agent {a}");
+    }
+    ctrl_c().await;
+    node.shutdown();
+    drop(temp);
+    0
+}
+
+/// How long `meso execute` waits for kills to land after Ctrl-C.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+async fn run_execute(args: ExecuteArgs) -> i32 {
+    let node = match start_node(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)).await {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
+    let mut _temp = None;
+    let master = match args.target {
+        Target::Master(m) => m,
+        Target::Local(agents) => {
+            let program = match current_exe() {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            let temp = match tempfile::Builder::new().prefix("meso-execute-").tempdir() {
+                Ok(t) => t,
+                Err(e) => return fail(format!("cannot make a work dir: {e}")),
+            };
+            let mut config = LocalConfig::new(temp.path().to_path_buf(), program);
+            config.agents = agents;
+            config.allocation_interval_ms = 500;
+            _temp = Some(temp);
+            match LocalCluster::start(&node, config) {
+                Ok(c) => c.master,
+                Err(e) => return fail(e),
+            }
+        }
+    };
+    let per_task = Resources::new()
+        .with(Resource::scalar("cpus", args.cpus))
+        .with(Resource::scalar("mem", args.mem));
+    let tracker = Arc::new(Mutex::new(Tracker::new(&args.name, args.instances)));
+    if args.instances == 0 {
+        println!("{}", tracker.lock().summary);
+        return 0;
+    }
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let scheduler = ExecuteScheduler {
+        command: args.command,
+        per_task,
+        kill_after: args.kill_after_ms.map(Duration::from_millis),
+        tracker: tracker.clone(),
+        done: done_tx,
+    };
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".to_string());
+    let mut framework = FrameworkInfo::new(format!("meso-execute {}", args.name), user);
+    framework.hostname = node.addr().ip().to_string();
+    let driver = match run_scheduler(&node, master, framework, scheduler) {
+        Ok(d) => d,
+        Err(e) => return fail(format!("cannot start the scheduler driver: {e}")),
+    };
+    let outcome = tokio::select! {
+        outcome = done_rx.recv() => outcome,
+        _ = ctrl_c() => {
+            let outstanding = tracker.lock().outstanding();
+            eprintln!("meso: interrupted; killing {} tasks", outstanding.len());
+            for (task, agent) in outstanding {
+                driver.kill(task, agent);
+            }
+            let _ = tokio::time::timeout(KILL_WAIT, async {
+                tokio::select! {
+                    _ = done_rx.recv() => {},
+                    _ = ctrl_c() => {},
+                }
+            })
+            .await;
+            None
+        }
+    };
+    driver.stop();
+    // Give the unregistration a moment to leave before the process ends.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let tracker = tracker.lock();
+    println!("{}", tracker.summary);
+    match outcome {
+        Some(Outcome::AllEnded) if tracker.all_finished() => 0,
+        Some(Outcome::Error(message)) => {
+            fail(format!("the master refused the framework: {message}"))
+        }
+        Some(Outcome::AllEnded) => 1,
+        None => 130,
+    }
+}
