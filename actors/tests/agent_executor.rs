@@ -135,6 +135,30 @@ impl Cluster {
         self.master.send(&self.agent, msg);
     }
 
+    fn run_custom(&self, id: &str, executor_command: &str) {
+        let mut task = TaskInfo::command(
+            TaskId::new(id),
+            AgentId::new("agent-1"),
+            Resources::parse("cpus:0.1;mem:32").unwrap(),
+            CommandInfo::shell("unused"),
+        );
+        task.command = None;
+        task.executor = Some(ExecutorInfo {
+            executor_id: ExecutorId::new(format!("ex-{id}")),
+            framework_id: FrameworkId::new("fw"),
+            command: CommandInfo::shell(executor_command),
+            resources: Resources::new(),
+            name: "custom".into(),
+        });
+        let msg = RunTask {
+            framework: FrameworkInfo::new("test", "tester"),
+            framework_id: FrameworkId::new("fw"),
+            scheduler: self.master.me().clone(),
+            task,
+        };
+        self.master.send(&self.agent, msg);
+    }
+
     /// The states of task `id`, in order, up to and including its terminal one.
     async fn states_until_terminal(&mut self, id: &str) -> Vec<TaskStatus> {
         let mut seen = Vec::new();
@@ -279,4 +303,60 @@ async fn a_killed_task_leaves_no_process_behind() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("a process of group {pgid} survived the kill");
+}
+
+/// Flow 8 with a custom executor that dies before registering: its task fails with the exit
+/// status in the message, and the master hears that the executor exited.
+#[actix_rt::test]
+async fn a_custom_executor_that_dies_fails_its_task() {
+    let mut c = cluster().await;
+    c.run_custom("doomed", "exit 7");
+    let seen = c.states_until_terminal("doomed").await;
+    assert_eq!(seen.len(), 1);
+    let failed = &seen[0];
+    assert_eq!(failed.state, TaskState::Failed);
+    assert_eq!(failed.reason, Some(TaskStatusReason::ExecutorTerminated));
+    assert!(
+        failed.message.contains("status 7"),
+        "message: {}",
+        failed.message
+    );
+    let exited = c.executor_exit("ex-doomed").await;
+    assert_eq!(exited.status, 7 << 8, "a wait status");
+}
+
+/// Flow 5/7: a kill before the executor registered is answered TASK_KILLED by the agent; the
+/// executor, left with nothing, is killed, and no TASK_FAILED follows.
+#[actix_rt::test]
+async fn a_kill_before_the_executor_registers() {
+    let mut c = cluster().await;
+    c.run_custom("early", "echo $$ > pgid; sleep 600");
+    let pgid: i32 = loop {
+        let runs = c
+            .work_dir
+            .path()
+            .join("agents/agent-1/frameworks/fw/executors/ex-early/runs");
+        if runs.is_dir() {
+            break wait_file(&c.sandbox("ex-early").join("pgid"))
+                .await
+                .trim()
+                .parse()
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let kill = KillTaskOnAgent {
+        framework_id: FrameworkId::new("fw"),
+        task_id: TaskId::new("early"),
+        kill_grace_period_ms: Some(200),
+    };
+    c.master.send(&c.agent, kill);
+    let seen = c.states_until_terminal("early").await;
+    assert_eq!(states(&seen), [TaskState::Killed]);
+    assert_eq!(
+        seen[0].reason,
+        Some(TaskStatusReason::TaskKilledDuringLaunch)
+    );
+    c.executor_exit("ex-early").await;
+    assert!(!launcher::group_alive(pgid));
 }

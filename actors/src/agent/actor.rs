@@ -104,7 +104,7 @@ impl Agent {
         &self.config.master
     }
 
-    fn from_master(&self, from: &Upid, what: &str) -> bool {
+    fn is_from_master(&self, from: &Upid, what: &str) -> bool {
         if from != self.master() {
             tracing::warn!("ignoring {what} from {from}: not the master");
             return false;
@@ -337,7 +337,7 @@ impl Agent {
 impl Handler<Incoming<AgentRegistered>> for Agent {
     type Result = ();
     fn handle(&mut self, m: Incoming<AgentRegistered>, _: &mut Context<Self>) {
-        if self.from_master(&m.from, "AgentRegistered") {
+        if self.is_from_master(&m.from, "AgentRegistered") {
             self.registered_as(m.msg.agent_id, "registered with the master");
         }
     }
@@ -346,7 +346,7 @@ impl Handler<Incoming<AgentRegistered>> for Agent {
 impl Handler<Incoming<AgentReregistered>> for Agent {
     type Result = ();
     fn handle(&mut self, m: Incoming<AgentReregistered>, _: &mut Context<Self>) {
-        if self.from_master(&m.from, "AgentReregistered") {
+        if self.is_from_master(&m.from, "AgentReregistered") {
             self.registered_as(m.msg.agent_id, "reregistered with the master");
         }
     }
@@ -365,7 +365,7 @@ impl Handler<Exited> for Agent {
 impl Handler<Incoming<Ping>> for Agent {
     type Result = ();
     fn handle(&mut self, m: Incoming<Ping>, ctx: &mut Context<Self>) {
-        if !self.from_master(&m.from, "Ping") {
+        if !self.is_from_master(&m.from, "Ping") {
             return;
         }
         self.process.send(&m.from, Pong {});
@@ -379,7 +379,7 @@ impl Handler<Incoming<Ping>> for Agent {
 impl Handler<Incoming<RunTask>> for Agent {
     type Result = ();
     fn handle(&mut self, m: Incoming<RunTask>, ctx: &mut Context<Self>) {
-        if !self.from_master(&m.from, "RunTask") {
+        if !self.is_from_master(&m.from, "RunTask") {
             return;
         }
         if self.state.agent_id.is_none() {
@@ -505,7 +505,7 @@ impl Handler<Incoming<ExecutorStatusUpdate>> for Agent {
 impl Handler<Incoming<StatusUpdateAcknowledgement>> for Agent {
     type Result = ();
     fn handle(&mut self, m: Incoming<StatusUpdateAcknowledgement>, ctx: &mut Context<Self>) {
-        if !self.from_master(&m.from, "StatusUpdateAcknowledgement") {
+        if !self.is_from_master(&m.from, "StatusUpdateAcknowledgement") {
             return;
         }
         let key: TaskKey = (m.msg.framework_id.clone(), m.msg.task_id.clone());
@@ -541,7 +541,7 @@ impl Handler<Incoming<StatusUpdateAcknowledgement>> for Agent {
 impl Handler<Incoming<KillTaskOnAgent>> for Agent {
     type Result = ();
     fn handle(&mut self, m: Incoming<KillTaskOnAgent>, ctx: &mut Context<Self>) {
-        if !self.from_master(&m.from, "KillTaskOnAgent") {
+        if !self.is_from_master(&m.from, "KillTaskOnAgent") {
             return;
         }
         let key: TaskKey = (m.msg.framework_id.clone(), m.msg.task_id.clone());
@@ -598,7 +598,7 @@ impl Handler<ExecutorProcessExited> for Agent {
 impl Handler<Incoming<ShutdownFramework>> for Agent {
     type Result = ();
     fn handle(&mut self, m: Incoming<ShutdownFramework>, _: &mut Context<Self>) {
-        if !self.from_master(&m.from, "ShutdownFramework") {
+        if !self.is_from_master(&m.from, "ShutdownFramework") {
             return;
         }
         let fw = m.msg.framework_id;
@@ -614,7 +614,7 @@ impl Handler<Incoming<ShutdownFramework>> for Agent {
 impl Handler<Incoming<ShutdownAgent>> for Agent {
     type Result = ();
     fn handle(&mut self, m: Incoming<ShutdownAgent>, ctx: &mut Context<Self>) {
-        if !self.from_master(&m.from, "ShutdownAgent") {
+        if !self.is_from_master(&m.from, "ShutdownAgent") {
             return;
         }
         tracing::warn!("the master shut this agent down: {}", m.msg.message);

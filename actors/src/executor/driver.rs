@@ -149,7 +149,7 @@ impl ExecutorActor {
         &self.driver.env.agent
     }
 
-    fn from_agent(&self, from: &Upid, what: &str) -> bool {
+    fn is_from_agent(&self, from: &Upid, what: &str) -> bool {
         if from != self.agent() {
             tracing::warn!("ignoring {what} from {from}: not the agent");
             return false;
@@ -182,7 +182,7 @@ impl ExecutorActor {
 impl Handler<Incoming<ExecutorRegistered>> for ExecutorActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<ExecutorRegistered>, _: &mut Context<Self>) {
-        if !self.from_agent(&m.from, "ExecutorRegistered") || self.registered {
+        if !self.is_from_agent(&m.from, "ExecutorRegistered") || self.registered {
             return;
         }
         self.registered = true;
@@ -200,7 +200,7 @@ impl Handler<Incoming<ExecutorRegistered>> for ExecutorActor {
 impl Handler<Incoming<LaunchTask>> for ExecutorActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<LaunchTask>, _: &mut Context<Self>) {
-        if self.from_agent(&m.from, "LaunchTask") {
+        if self.is_from_agent(&m.from, "LaunchTask") {
             self.executor.launch_task(&self.driver, m.msg.task);
         }
     }
@@ -209,7 +209,7 @@ impl Handler<Incoming<LaunchTask>> for ExecutorActor {
 impl Handler<Incoming<KillTaskInExecutor>> for ExecutorActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<KillTaskInExecutor>, _: &mut Context<Self>) {
-        if self.from_agent(&m.from, "KillTaskInExecutor") {
+        if self.is_from_agent(&m.from, "KillTaskInExecutor") {
             let grace = m.msg.kill_grace_period_ms.map(Duration::from_millis);
             self.executor
                 .kill_task_with_grace(&self.driver, m.msg.task_id, grace);
@@ -220,7 +220,7 @@ impl Handler<Incoming<KillTaskInExecutor>> for ExecutorActor {
 impl Handler<Incoming<ExecutorStatusAck>> for ExecutorActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<ExecutorStatusAck>, _: &mut Context<Self>) {
-        if !self.from_agent(&m.from, "ExecutorStatusAck") {
+        if !self.is_from_agent(&m.from, "ExecutorStatusAck") {
             return;
         }
         let Some(i) = self.unacked.iter().position(|s| s.uuid == Some(m.msg.uuid)) else {
@@ -235,7 +235,7 @@ impl Handler<Incoming<ExecutorStatusAck>> for ExecutorActor {
 impl Handler<Incoming<FrameworkToExecutor>> for ExecutorActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<FrameworkToExecutor>, _: &mut Context<Self>) {
-        if self.from_agent(&m.from, "FrameworkToExecutor") {
+        if self.is_from_agent(&m.from, "FrameworkToExecutor") {
             self.executor.framework_message(&self.driver, m.msg.data);
         }
     }
@@ -244,7 +244,7 @@ impl Handler<Incoming<FrameworkToExecutor>> for ExecutorActor {
 impl Handler<Incoming<ShutdownExecutor>> for ExecutorActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<ShutdownExecutor>, _: &mut Context<Self>) {
-        if self.from_agent(&m.from, "ShutdownExecutor") {
+        if self.is_from_agent(&m.from, "ShutdownExecutor") {
             self.executor.shutdown(&self.driver);
         }
     }
