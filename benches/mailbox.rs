@@ -19,6 +19,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{oneshot, Notify};
 
+#[path = "support/arbiter.rs"]
+mod arbiter;
+use arbiter::on_arbiter;
+
 const BODY_BYTES: usize = 55;
 const CHUNK: u64 = 1000;
 
@@ -141,23 +145,6 @@ fn local_actix(n: u64) -> Duration {
         done.await.unwrap();
         start.elapsed()
     })
-}
-
-/// Runs `f` on a new arbiter (its own thread) and hands back what it returns.
-async fn on_arbiter<T: Send + 'static, F>(
-    arbiter: &Arbiter,
-    f: impl FnOnce() -> F + Send + 'static,
-) -> T
-where
-    F: std::future::Future<Output = T> + 'static,
-{
-    let (tx, rx) = oneshot::channel();
-    arbiter.spawn_fn(move || {
-        actix_rt::spawn(async move {
-            let _ = tx.send(f().await);
-        });
-    });
-    rx.await.unwrap()
 }
 
 fn remote_node(n: u64) -> Duration {
