@@ -383,9 +383,14 @@ fn main() {
 
     // The summary: alternating runs of each pair, medians of throughput and of the ratios.
     let (local_n, remote_n, rounds) = (1_000_000, 1_000_000, 5);
-    if std::env::var("MAILBOX_PROFILE_LOCAL").is_ok() {
-        for _ in 0..20 {
-            local_node(local_n);
+    // One kind of run only, for a profiler: MAILBOX_PROFILE=local|remote.
+    if let Ok(kind) = std::env::var("MAILBOX_PROFILE") {
+        for _ in 0..10 {
+            if kind == "local" {
+                local_node(local_n);
+            } else {
+                remote_node(remote_n);
+            }
         }
         return;
     }

@@ -101,7 +101,7 @@ impl Hasher for Fnv {
     }
 }
 
-type Deliver = Box<dyn Fn(Upid, &[u8]) -> Result<(), CodecError> + Send + Sync>;
+type Deliver = Arc<dyn Fn(Upid, &[u8]) -> Result<(), CodecError> + Send + Sync>;
 
 /// What the registry knows of one local actor: how to hand it each message type it declared.
 #[derive(Default)]
@@ -120,7 +120,7 @@ pub(crate) struct Inner {
     actors: DashMap<Arc<str>, Entry, BuildHasherDefault<Fnv>>,
     /// Changes whenever an actor is registered or removed (see `routes`).
     generation: AtomicU64,
-    pub(crate) peers: DashMap<SocketAddr, Arc<Peer>>,
+    pub(crate) peers: DashMap<SocketAddr, Arc<Peer>, BuildHasherDefault<Fnv>>,
     /// Links by the node address of their target.
     links: Mutex<HashMap<SocketAddr, Vec<Link>>>,
     pub(crate) faults: Mutex<Faults>,
@@ -190,7 +190,7 @@ impl Node {
             config,
             actors: DashMap::default(),
             generation: AtomicU64::new(0),
-            peers: DashMap::new(),
+            peers: DashMap::default(),
             links: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             arbiter,
@@ -454,7 +454,7 @@ impl Node {
 
 impl Inner {
     /// Delivers one received frame body to its local actor, or drops it with the reason counted.
-    pub(crate) fn dispatch(&self, peer: SocketAddr, senders: &mut SenderCache, body: &[u8]) {
+    pub(crate) fn dispatch(&self, peer: SocketAddr, routes: &mut RemoteRoutes, body: &[u8]) {
         let c = &self.counters;
         let env = match codec::decode_envelope(body) {
             Ok(env) => env,
@@ -463,29 +463,14 @@ impl Inner {
                 return Counters::bump(&c.dropped_decode);
             }
         };
-        let Some(entry) = self.actors.get(env.to) else {
-            tracing::warn!(
-                "dropping {} from {}@{peer}: no actor `{}` here",
-                env.name,
-                env.from,
-                env.to
-            );
-            return Counters::bump(&c.dropped_unknown_actor);
-        };
-        let Some(deliver) = entry.remote.get(env.name) else {
-            tracing::warn!(
-                "dropping `{}` from {}@{peer}: `{}` does not handle it",
-                env.name,
-                env.from,
-                env.to
-            );
-            return Counters::bump(&c.dropped_unknown_message);
-        };
-        let from = match senders.upid(env.from, peer) {
-            Ok(from) => from,
-            Err(e) => {
-                tracing::warn!("dropping {} from {peer}: {e}", env.name);
-                return Counters::bump(&c.dropped_decode);
+        let generation = self.generation.load(Ordering::Acquire);
+        let (from, deliver) = match routes.get(&env, generation) {
+            Some(hit) => hit,
+            None => {
+                let Some(route) = self.route(peer, &env) else {
+                    return;
+                };
+                routes.insert(&env, generation, route)
             }
         };
         match deliver(from, env.payload) {
@@ -498,6 +483,39 @@ impl Inner {
                     env.to
                 );
                 Counters::bump(&c.dropped_decode);
+            }
+        }
+    }
+
+    /// Looks up who sent a frame and how to deliver it; drops and counts it if it cannot be.
+    fn route(&self, peer: SocketAddr, env: &codec::Envelope<'_>) -> Option<(Upid, Deliver)> {
+        let c = &self.counters;
+        let Some(entry) = self.actors.get(env.to) else {
+            tracing::warn!(
+                "dropping {} from {}@{peer}: no actor `{}` here",
+                env.name,
+                env.from,
+                env.to
+            );
+            Counters::bump(&c.dropped_unknown_actor);
+            return None;
+        };
+        let Some(deliver) = entry.remote.get(env.name) else {
+            tracing::warn!(
+                "dropping `{}` from {}@{peer}: `{}` does not handle it",
+                env.name,
+                env.from,
+                env.to
+            );
+            Counters::bump(&c.dropped_unknown_message);
+            return None;
+        };
+        match Upid::new(env.from, peer) {
+            Ok(from) => Some((from, deliver.clone())),
+            Err(e) => {
+                tracing::warn!("dropping {} from {peer}: {e}", env.name);
+                Counters::bump(&c.dropped_decode);
+                None
             }
         }
     }
@@ -551,26 +569,76 @@ impl Node {
     }
 }
 
-/// The Upids of the actors that sent over one connection, so that a frame costs no allocation for
-/// its sender. Bounded: cleared when full.
+/// The routes of one connection: (sender, receiver, message name) to the sender's Upid and the
+/// receiver's decode-and-deliver, so that a frame costs no registry look-up and no allocation.
+/// Checked against the registry's generation; bounded (cleared when full).
 #[derive(Default)]
-pub(crate) struct SenderCache {
-    upids: HashMap<Box<str>, Upid>,
+pub(crate) struct RemoteRoutes {
+    routes: HashMap<u64, RemoteRoute, BuildHasherDefault<Fnv>>,
+    /// The route of the last frame: consecutive frames mostly share one, and it needs no hash.
+    last: Option<RemoteRoute>,
 }
 
-impl SenderCache {
-    const MAX_ENTRIES: usize = 4096;
+#[derive(Clone)]
+struct RemoteRoute {
+    key: Arc<(Box<str>, Box<str>, Box<str>)>,
+    generation: u64,
+    from: Upid,
+    deliver: Deliver,
+}
 
-    fn upid(&mut self, name: &str, peer: SocketAddr) -> Result<Upid, UpidError> {
-        if let Some(upid) = self.upids.get(name) {
-            return Ok(upid.clone());
+impl RemoteRoute {
+    fn matches(&self, env: &codec::Envelope<'_>, generation: u64) -> bool {
+        self.generation == generation
+            && *self.key.0 == *env.from
+            && *self.key.1 == *env.to
+            && *self.key.2 == *env.name
+    }
+}
+
+impl RemoteRoutes {
+    const MAX_ROUTES: usize = 4096;
+
+    fn hash(env: &codec::Envelope<'_>) -> u64 {
+        let mut h = Fnv::default();
+        for part in [env.from, env.to, env.name] {
+            h.write(part.as_bytes());
+            h.write(&[0xff]);
         }
-        let upid = Upid::new(name, peer)?;
-        if self.upids.len() >= Self::MAX_ENTRIES {
-            self.upids.clear();
+        h.finish()
+    }
+
+    fn get(&mut self, env: &codec::Envelope<'_>, generation: u64) -> Option<(Upid, Deliver)> {
+        if let Some(r) = self.last.as_ref().filter(|r| r.matches(env, generation)) {
+            return Some((r.from.clone(), r.deliver.clone()));
         }
-        self.upids.insert(name.into(), upid.clone());
-        Ok(upid)
+        let r = self.routes.get(&RemoteRoutes::hash(env))?;
+        if !r.matches(env, generation) {
+            return None;
+        }
+        let hit = (r.from.clone(), r.deliver.clone());
+        self.last = Some(r.clone());
+        Some(hit)
+    }
+
+    fn insert(
+        &mut self,
+        env: &codec::Envelope<'_>,
+        generation: u64,
+        (from, deliver): (Upid, Deliver),
+    ) -> (Upid, Deliver) {
+        if self.routes.len() >= RemoteRoutes::MAX_ROUTES {
+            self.routes.clear();
+        }
+        let route = RemoteRoute {
+            key: Arc::new((env.from.into(), env.to.into(), env.name.into())),
+            generation,
+            from: from.clone(),
+            deliver: deliver.clone(),
+        };
+        self.last = Some(route.clone());
+        self.routes.insert(RemoteRoutes::hash(env), route);
+        (from, deliver)
     }
 }
 
@@ -605,7 +673,7 @@ impl<A: Actor<Context = Context<A>>> Spawn<A> {
                 entry
                     .local
                     .push((TypeId::of::<M>(), Box::new(recipient.clone())));
-                let deliver: Deliver = Box::new(move |from, payload| {
+                let deliver: Deliver = Arc::new(move |from, payload| {
                     let msg: M = codec::decode(payload)?;
                     recipient.do_send(Incoming { from, msg });
                     Ok(())

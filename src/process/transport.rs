@@ -7,7 +7,7 @@
 //! so a peer behind NAT is answered over the connection it opened.
 
 use super::handshake::{self, Hello, FIXED_HELLO_BYTES};
-use super::node::{Inner, SenderCache};
+use super::node::{Inner, RemoteRoutes};
 use super::outbox::{PushError, Queue};
 use super::stats::Counters;
 use crate::codec::{self, CodecError, LEN_PREFIX_BYTES};
@@ -354,7 +354,7 @@ async fn read_loop(
 ) {
     let limit = inner.config.frame_limit_bytes;
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
-    let mut senders = SenderCache::default();
+    let mut routes = RemoteRoutes::default();
     loop {
         let mut pos = 0;
         while let Some(len) = codec::frame_len(&buf[pos..]) {
@@ -372,7 +372,7 @@ async fn read_loop(
             if end > buf.len() {
                 break;
             }
-            inner.dispatch(peer.addr, &mut senders, &buf[pos + LEN_PREFIX_BYTES..end]);
+            inner.dispatch(peer.addr, &mut routes, &buf[pos + LEN_PREFIX_BYTES..end]);
             pos = end;
         }
         if pos > 0 {
