@@ -331,8 +331,7 @@ impl Node {
         }
         let verdict = inner.faults.lock().verdict(to.addr());
         let peer = transport::peer(inner, to.addr());
-        let push =
-            |peer: &Arc<Peer>| peer.push_with(inner, |buf| Ok(buf.extend_from_slice(&frame)));
+        let push = |peer: &Arc<Peer>| peer.push_with(inner, |buf| push_bytes(buf, &frame));
         match verdict {
             Verdict::Send => push(&peer),
             Verdict::Drop => Counters::bump(&inner.counters.dropped_fault),
@@ -347,7 +346,7 @@ impl Node {
                 let deadline = tokio::time::Instant::now() + d;
                 inner.clone().arbiter.spawn(async move {
                     tokio::time::sleep_until(deadline).await;
-                    peer.push_with(&inner, |buf| Ok(buf.extend_from_slice(&frame)));
+                    peer.push_with(&inner, |buf| push_bytes(buf, &frame));
                 });
             }
         }
@@ -567,6 +566,12 @@ impl Node {
     fn deliver_exited(&self, fire: Vec<Link>) {
         self.inner.deliver_exited(fire)
     }
+}
+
+/// Appends an already encoded frame.
+fn push_bytes(buf: &mut Vec<u8>, frame: &[u8]) -> Result<(), CodecError> {
+    buf.extend_from_slice(frame);
+    Ok(())
 }
 
 /// The routes of one connection: (sender, receiver, message name) to the sender's Upid and the
