@@ -10,8 +10,11 @@
 //!   state machine.
 
 pub mod actor;
+mod agents;
 pub mod book;
+mod frameworks;
 mod operations;
+pub mod registry;
 pub mod state;
 pub mod tasks;
 pub mod validation;

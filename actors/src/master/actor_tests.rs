@@ -76,6 +76,8 @@ async fn register_offer_accept_run_and_lose_the_agent() {
     let sched_node = Node::start(NodeConfig::default()).await.unwrap();
     let config = MasterConfig {
         allocation_interval_ms: 50,
+        agent_ping_timeout_ms: 100,
+        max_agent_ping_timeouts: 2,
         ..MasterConfig::default()
     };
     let master = start_master(&master_node, config).unwrap();
@@ -157,7 +159,8 @@ async fn register_offer_accept_run_and_lose_the_agent() {
     };
     assert_eq!(forwarded, running);
 
-    // The agent's node goes: its task is lost, and the scheduler hears of the agent.
+    // The agent's node goes: its offers go at once; after two missed pings its task is lost,
+    // and the scheduler hears of the agent.
     agent_node.shutdown();
     let mut lost = false;
     let mut agent_lost = false;
@@ -165,7 +168,7 @@ async fn register_offer_accept_run_and_lose_the_agent() {
         match next(&mut sched_rx, "TASK_LOST and AgentLost").await {
             Event::Status(u) => {
                 assert_eq!(u.status.state, TaskState::Lost);
-                assert_eq!(u.status.reason, Some(TaskStatusReason::AgentDisconnected));
+                assert_eq!(u.status.reason, Some(TaskStatusReason::AgentRemoved));
                 lost = true;
             }
             Event::AgentLost(l) => {
