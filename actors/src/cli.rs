@@ -29,7 +29,9 @@ commands:
 'meso <command> --help' lists the flags of a command.";
 
 const MASTER_USAGE: &str = "\
-usage: meso master [--ip 127.0.0.1] [--port 5050] [--work-dir DIR]";
+usage: meso master [--ip 127.0.0.1] [--port 5050] [--work-dir DIR]
+                   [--agent-ping-timeout 15secs] [--max-agent-ping-timeouts 5]
+                   [--agent-reregister-timeout 10mins]";
 
 const AGENT_USAGE: &str = "\
 usage: meso agent --master HOST:PORT [--ip 127.0.0.1] [--port 5051]
@@ -67,6 +69,9 @@ pub enum Command {
 pub struct MasterArgs {
     pub listen: SocketAddr,
     pub work_dir: Option<PathBuf>,
+    pub agent_ping_timeout_ms: u64,
+    pub max_agent_ping_timeouts: u32,
+    pub agent_reregister_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -122,14 +127,40 @@ pub fn parse(args: &[String]) -> Result<Command, FlagError> {
 }
 
 fn parse_master(args: &[String]) -> Result<Command, FlagError> {
-    let specs: &[Spec] = &[value("ip"), value("port"), value("work-dir")];
+    let specs: &[Spec] = &[
+        value("ip"),
+        value("port"),
+        value("work-dir"),
+        value("agent-ping-timeout"),
+        value("max-agent-ping-timeouts"),
+        value("agent-reregister-timeout"),
+    ];
     let f = Flags::parse("master", args, specs)?;
     if f.help {
         return Ok(Command::Help(MASTER_USAGE));
     }
+    let defaults = crate::master::MasterConfig::default();
+    let max_timeouts = f.number("max-agent-ping-timeouts", defaults.max_agent_ping_timeouts)?;
+    if max_timeouts == 0 {
+        return Err(FlagError::BadValue {
+            flag: "max-agent-ping-timeouts".to_string(),
+            reason: "must be at least 1".to_string(),
+        });
+    }
     Ok(Command::Master(MasterArgs {
         listen: listen(&f, 5050)?,
         work_dir: f.get("work-dir").map(PathBuf::from),
+        agent_ping_timeout_ms: f.parsed(
+            "agent-ping-timeout",
+            defaults.agent_ping_timeout_ms,
+            flags::duration_ms,
+        )?,
+        max_agent_ping_timeouts: max_timeouts,
+        agent_reregister_timeout_ms: f.parsed(
+            "agent-reregister-timeout",
+            defaults.agent_reregister_timeout_ms,
+            flags::duration_ms,
+        )?,
     }))
 }
 

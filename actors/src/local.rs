@@ -23,6 +23,9 @@ pub struct LocalConfig {
     /// The `meso` binary, run by agents as `<program> executor`.
     pub executor_program: PathBuf,
     pub allocation_interval_ms: u64,
+    /// The master's `agent_ping_timeout_ms` and `max_agent_ping_timeouts`.
+    pub agent_ping_timeout_ms: u64,
+    pub max_agent_ping_timeouts: u32,
 }
 
 impl LocalConfig {
@@ -35,6 +38,8 @@ impl LocalConfig {
             work_dir,
             executor_program,
             allocation_interval_ms: 1000,
+            agent_ping_timeout_ms: MasterConfig::default().agent_ping_timeout_ms,
+            max_agent_ping_timeouts: MasterConfig::default().max_agent_ping_timeouts,
         }
     }
 }
@@ -78,6 +83,9 @@ impl LocalCluster {
                 allocation_interval_ms: config.allocation_interval_ms,
                 offer_timeout_ms: None,
                 work_dir: Some(config.work_dir.join("master")),
+                agent_ping_timeout_ms: config.agent_ping_timeout_ms,
+                max_agent_ping_timeouts: config.max_agent_ping_timeouts,
+                ..MasterConfig::default()
             },
         )?;
         let mut agents = Vec::with_capacity(config.agents);

@@ -10,12 +10,17 @@
 //!   state machine.
 
 pub mod actor;
+mod agents;
 pub mod book;
+mod frameworks;
 mod operations;
+pub mod registry;
 pub mod state;
 pub mod tasks;
 pub mod validation;
 
+#[cfg(test)]
+mod state_failover_tests;
 #[cfg(test)]
 mod state_tests;
 

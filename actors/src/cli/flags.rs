@@ -140,9 +140,51 @@ impl Flags {
     }
 }
 
+/// A duration as Mesos writes them, in milliseconds: a number and a unit (`ns`, `us`, `ms`,
+/// `secs`/`s`, `mins`/`m`, `hrs`/`h`, `days`/`d`, `weeks`/`w`), e.g. `15secs`, `500ms`, `1.5s`.
+pub fn duration_ms(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("'{text}' has no unit (e.g. 15secs, 500ms)"))?;
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' does not start with a number"))?;
+    let per_unit_ms = match unit.trim() {
+        "ns" => 1e-6,
+        "us" => 1e-3,
+        "ms" => 1.0,
+        "s" | "sec" | "secs" => 1e3,
+        "m" | "min" | "mins" => 60e3,
+        "h" | "hr" | "hrs" => 3600e3,
+        "d" | "day" | "days" => 86_400e3,
+        "w" | "week" | "weeks" => 604_800e3,
+        other => return Err(format!("unknown unit '{other}' in '{text}'")),
+    };
+    let ms = value * per_unit_ms;
+    if !ms.is_finite() || ms < 0.0 || ms > u64::MAX as f64 {
+        return Err(format!("'{text}' is out of range"));
+    }
+    Ok(ms.round() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_in_the_mesos_style() {
+        assert_eq!(duration_ms("15secs"), Ok(15_000));
+        assert_eq!(duration_ms("15s"), Ok(15_000));
+        assert_eq!(duration_ms("500ms"), Ok(500));
+        assert_eq!(duration_ms("1.5s"), Ok(1_500));
+        assert_eq!(duration_ms("10mins"), Ok(600_000));
+        assert_eq!(duration_ms("2hrs"), Ok(7_200_000));
+        assert!(duration_ms("15").is_err());
+        assert!(duration_ms("secs").is_err());
+        assert!(duration_ms("5parsecs").is_err());
+    }
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()

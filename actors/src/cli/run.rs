@@ -84,6 +84,9 @@ async fn run_master(args: MasterArgs) -> i32 {
     };
     let config = MasterConfig {
         work_dir: args.work_dir,
+        agent_ping_timeout_ms: args.agent_ping_timeout_ms,
+        max_agent_ping_timeouts: args.max_agent_ping_timeouts,
+        agent_reregister_timeout_ms: args.agent_reregister_timeout_ms,
         ..MasterConfig::default()
     };
     match master::start_master(&node, config) {

@@ -4,7 +4,8 @@
 //! Time: `now_ms` is the time since the actor started on the tokio clock, so tests that pause
 //! and advance the clock control offers, filters and timeouts.
 
-use super::state::{MasterState, Outgoing, Sends};
+use super::registry::{MemoryRegistry, RedbRegistry, Registry, RegistryError};
+use super::state::{MasterState, MasterTimeouts, Outgoing, Sends};
 use actix::{Actor, AsyncContext, Context, Handler};
 use meso::allocator::AllocatorConfig;
 use meso::process::{Exited, Incoming, Node, Process, ProcessError, Upid, UpidError};
@@ -23,8 +24,17 @@ pub struct MasterConfig {
     pub allocation_interval_ms: u64,
     /// Offers outstanding this long are rescinded (Mesos `--offer_timeout`); never when `None`.
     pub offer_timeout_ms: Option<u64>,
-    /// Where the master keeps its registry (not used yet).
+    /// Where the master keeps its registry (a redb database); in memory when `None`.
     pub work_dir: Option<PathBuf>,
+    /// How often each agent is pinged, and how long a ping may go unanswered (Mesos
+    /// `--agent_ping_timeout`).
+    pub agent_ping_timeout_ms: u64,
+    /// Unanswered pings in a row after which an agent is unreachable (Mesos
+    /// `--max_agent_ping_timeouts`).
+    pub max_agent_ping_timeouts: u32,
+    /// After a restart, how long agents of the registry have to reregister (Mesos
+    /// `--agent_reregister_timeout`).
+    pub agent_reregister_timeout_ms: u64,
 }
 
 impl Default for MasterConfig {
@@ -33,6 +43,9 @@ impl Default for MasterConfig {
             allocation_interval_ms: 1000,
             offer_timeout_ms: None,
             work_dir: None,
+            agent_ping_timeout_ms: 15_000,
+            max_agent_ping_timeouts: 5,
+            agent_reregister_timeout_ms: 600_000,
         }
     }
 }
@@ -43,18 +56,31 @@ pub enum MasterError {
     Process(#[from] ProcessError),
     #[error("cannot name the master actor: {0}")]
     Upid(#[from] UpidError),
+    #[error("cannot open the registry: {0}")]
+    Registry(#[from] RegistryError),
 }
 
 /// Starts the master as the actor `master` on `node` and returns its Upid.
 pub fn start_master(node: &Node, config: MasterConfig) -> Result<Upid, MasterError> {
     let upid = node.upid("master")?;
-    let master_id = format!("{:08x}", rand::random::<u32>());
+    let fresh_id = format!("{:08x}", rand::random::<u32>());
     let allocator = AllocatorConfig {
         allocation_interval_ms: config.allocation_interval_ms.max(1),
         ..AllocatorConfig::default()
     };
+    let registry: Box<dyn Registry> = match &config.work_dir {
+        Some(dir) => Box::new(RedbRegistry::open(dir)?),
+        None => Box::new(MemoryRegistry::default()),
+    };
+    let timeouts = MasterTimeouts {
+        max_agent_ping_timeouts: config.max_agent_ping_timeouts,
+        agent_reregister_timeout_ms: config.agent_reregister_timeout_ms,
+    };
+    let state =
+        MasterState::from_registry(registry, &fresh_id, upid.clone(), allocator, timeouts, 0)?;
+    let master_id = state.master_info().id.clone();
     let master = Master {
-        state: MasterState::new(&master_id, upid.clone(), allocator),
+        state,
         process: node.process("master")?,
         started: tokio::time::Instant::now(),
         allocation_pending: false,
@@ -81,6 +107,7 @@ pub fn start_master(node: &Node, config: MasterConfig) -> Result<Upid, MasterErr
         .handle::<StatusUpdate>()
         .handle::<ExecutorExited>()
         .handle::<ExecutorToFramework>()
+        .handle::<Pong>()
         .exited()
         .start(master)?;
     Ok(upid)
@@ -121,6 +148,9 @@ impl Master {
                 Outgoing::UpdateFramework(m) => p.send(&to, m),
                 Outgoing::ExecutorToFramework(m) => p.send(&to, m),
                 Outgoing::FrameworkToExecutor(m) => p.send(&to, m),
+                Outgoing::FrameworkError(m) => p.send(&to, m),
+                Outgoing::ShutdownFramework(m) => p.send(&to, m),
+                Outgoing::Ping(m) => p.send(&to, m),
             }
         }
         if self.state.take_allocation_wanted() && !self.allocation_pending {
@@ -146,6 +176,22 @@ impl Actor for Master {
                 let out = act.state.allocate(now);
                 act.dispatch(out, ctx);
             }
+        });
+        let ping = Duration::from_millis(self.config.agent_ping_timeout_ms.max(1));
+        ctx.run_interval(ping, |act, ctx| {
+            let now = act.now_ms();
+            let out = act.state.ping_agents(now);
+            act.dispatch(out, ctx);
+        });
+        // Failover timeouts and reregistration deadlines are checked often enough for their
+        // granularity (whole seconds, or the reregistration timeout).
+        let check =
+            Duration::from_millis((self.config.agent_reregister_timeout_ms / 10).clamp(10, 250));
+        ctx.run_interval(check, |act, ctx| {
+            let now = act.now_ms();
+            let mut out = act.state.expire_frameworks(now);
+            out.extend(act.state.expire_recovered_agents(now));
+            act.dispatch(out, ctx);
         });
         if let Some(timeout_ms) = self.config.offer_timeout_ms {
             let check = Duration::from_millis(timeout_ms.clamp(10, 1000));
@@ -200,9 +246,11 @@ handle!(StatusUpdateAcknowledgement, |s, from, m, now| s
     .acknowledge(&from, m));
 handle!(FrameworkToExecutor, |s, from, m, now| s
     .framework_to_executor(&from, m));
-handle!(RegisterAgent, |s, from, m, now| s.register_agent(&from, m));
+handle!(RegisterAgent, |s, from, m, now| s
+    .register_agent(&from, m, now));
 handle!(ReregisterAgent, |s, from, m, now| s
-    .reregister_agent(&from, m));
+    .reregister_agent(&from, m, now));
+handle!(Pong, |s, from, _m, now| s.pong(&from));
 handle!(UnregisterAgent, |s, from, m, now| s
     .unregister_agent(&from, m, now));
 handle!(StatusUpdate, |s, from, m, now| s.status_update(&from, m));

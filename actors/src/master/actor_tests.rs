@@ -16,6 +16,7 @@ enum Event {
     Status(StatusUpdate),
     Rescind(RescindOffer),
     AgentLost(AgentLost),
+    AgentReregistered(AgentReregistered),
 }
 
 struct Fake {
@@ -44,6 +45,7 @@ report!(ResourceOffers, Offers);
 report!(StatusUpdate, Status);
 report!(RescindOffer, Rescind);
 report!(AgentLost, AgentLost);
+report!(AgentReregistered, AgentReregistered);
 
 fn start_fake(node: &Node, name: &str) -> (Process, UnboundedReceiver<Event>) {
     let (tx, rx) = unbounded_channel();
@@ -55,6 +57,7 @@ fn start_fake(node: &Node, name: &str) -> (Process, UnboundedReceiver<Event>) {
         .handle::<StatusUpdate>()
         .handle::<RescindOffer>()
         .handle::<AgentLost>()
+        .handle::<AgentReregistered>()
         .start(Fake { tx })
         .unwrap();
     (node.process(name).unwrap(), rx)
@@ -76,6 +79,8 @@ async fn register_offer_accept_run_and_lose_the_agent() {
     let sched_node = Node::start(NodeConfig::default()).await.unwrap();
     let config = MasterConfig {
         allocation_interval_ms: 50,
+        agent_ping_timeout_ms: 100,
+        max_agent_ping_timeouts: 2,
         ..MasterConfig::default()
     };
     let master = start_master(&master_node, config).unwrap();
@@ -157,7 +162,8 @@ async fn register_offer_accept_run_and_lose_the_agent() {
     };
     assert_eq!(forwarded, running);
 
-    // The agent's node goes: its task is lost, and the scheduler hears of the agent.
+    // The agent's node goes: its offers go at once; after two missed pings its task is lost,
+    // and the scheduler hears of the agent.
     agent_node.shutdown();
     let mut lost = false;
     let mut agent_lost = false;
@@ -165,7 +171,7 @@ async fn register_offer_accept_run_and_lose_the_agent() {
         match next(&mut sched_rx, "TASK_LOST and AgentLost").await {
             Event::Status(u) => {
                 assert_eq!(u.status.state, TaskState::Lost);
-                assert_eq!(u.status.reason, Some(TaskStatusReason::AgentDisconnected));
+                assert_eq!(u.status.reason, Some(TaskStatusReason::AgentRemoved));
                 lost = true;
             }
             Event::AgentLost(l) => {
@@ -177,4 +183,164 @@ async fn register_offer_accept_run_and_lose_the_agent() {
             other => panic!("unexpected {other:?}"),
         }
     }
+}
+
+fn agent_info(port: u16, id: Option<AgentId>) -> AgentInfo {
+    AgentInfo {
+        id,
+        hostname: "host".to_string(),
+        resources: Resources::parse("cpus:1;mem:256").unwrap(),
+        attributes: Vec::new(),
+        port,
+    }
+}
+
+/// The field case over loopback: two agents, an offer from each; one agent's node goes. Its
+/// offer is rescinded at once (long before the ping timeout), accepting it gives TASK_LOST, the
+/// other offer stays; the agent comes back and is offered once; the framework goes and its
+/// offers come back to another framework.
+#[actix_rt::test]
+async fn a_dropped_agent_is_rescinded_at_once_and_offered_once_when_back() {
+    let master_node = Node::start(NodeConfig::default()).await.unwrap();
+    let a1_node = Node::start(NodeConfig::default()).await.unwrap();
+    let a2_node = Node::start(NodeConfig::default()).await.unwrap();
+    let sched_node = Node::start(NodeConfig::default()).await.unwrap();
+    let config = MasterConfig {
+        allocation_interval_ms: 50,
+        ..MasterConfig::default()
+    };
+    let master = start_master(&master_node, config).unwrap();
+    let mut ids = Vec::new();
+    let mut agents = Vec::new();
+    for node in [&a1_node, &a2_node] {
+        let (agent, mut rx) = start_fake(node, "agent");
+        let info = agent_info(node.addr().port(), None);
+        agent.send(
+            &master,
+            RegisterAgent {
+                agent: info,
+                version: "test".to_string(),
+            },
+        );
+        let Event::AgentRegistered(r) = next(&mut rx, "AgentRegistered").await else {
+            panic!("expected AgentRegistered");
+        };
+        ids.push(r.agent_id);
+        agents.push((agent, rx));
+    }
+    let (sched, mut sched_rx) = start_fake(&sched_node, "sched");
+    sched.send(
+        &master,
+        RegisterFramework {
+            framework: FrameworkInfo::new("one", "user"),
+        },
+    );
+    let Event::FrameworkRegistered(r) = next(&mut sched_rx, "FrameworkRegistered").await else {
+        panic!("expected FrameworkRegistered");
+    };
+    let framework_id = r.framework_id;
+    let mut held: Vec<Offer> = Vec::new();
+    while held.len() < 2 {
+        if let Event::Offers(o) = next(&mut sched_rx, "two offers").await {
+            held.extend(o.offers);
+        }
+    }
+    let o1 = held.iter().find(|o| o.agent_id == ids[0]).unwrap().clone();
+    let o2 = held.iter().find(|o| o.agent_id == ids[1]).unwrap().clone();
+
+    a1_node.shutdown();
+    let rescinded = match next(&mut sched_rx, "the rescind").await {
+        Event::Rescind(r) => r.offer_id,
+        other => panic!("expected a rescind, got {other:?}"),
+    };
+    assert_eq!(
+        rescinded, o1.id,
+        "only the dropped agent's offer is rescinded"
+    );
+    let task = TaskInfo::command(
+        TaskId::new("t1"),
+        ids[0].clone(),
+        Resources::parse("cpus:0.5").unwrap(),
+        CommandInfo::shell("true"),
+    );
+    sched.send(
+        &master,
+        AcceptOffers {
+            framework_id: framework_id.clone(),
+            offer_ids: vec![o1.id.clone()],
+            operations: vec![Operation::Launch { tasks: vec![task] }],
+            filters: Filters::default(),
+        },
+    );
+    match next(&mut sched_rx, "TASK_LOST").await {
+        Event::Status(u) => {
+            assert_eq!(u.status.state, TaskState::Lost);
+            assert_eq!(u.status.reason, Some(TaskStatusReason::InvalidOffers));
+        }
+        other => panic!("expected TASK_LOST, got {other:?}"),
+    }
+
+    // The agent comes back (a new node, the same id): offered once, whole.
+    let back_node = Node::start(NodeConfig::default()).await.unwrap();
+    let (back, mut back_rx) = start_fake(&back_node, "agent");
+    let reregister = ReregisterAgent {
+        agent: agent_info(back_node.addr().port(), Some(ids[0].clone())),
+        version: "test".to_string(),
+        tasks: Vec::new(),
+        executors: Vec::new(),
+        frameworks: Vec::new(),
+    };
+    back.send(&master, reregister.clone());
+    back.send(&master, reregister);
+    assert!(matches!(
+        next(&mut back_rx, "AgentReregistered").await,
+        Event::AgentReregistered(_)
+    ));
+    let offered = match next(&mut sched_rx, "the returning agent's offer").await {
+        Event::Offers(o) => o.offers,
+        other => panic!("expected offers, got {other:?}"),
+    };
+    assert_eq!(offered.len(), 1);
+    assert_eq!(offered[0].agent_id, ids[0]);
+    assert_eq!(
+        offered[0].resources,
+        Resources::parse("cpus:1;mem:256").unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    while let Ok(e) = sched_rx.try_recv() {
+        assert!(
+            !matches!(e, Event::Offers(_) | Event::Rescind(_)),
+            "unexpected {e:?}"
+        );
+    }
+
+    // Another framework waits; when the first one goes, its two offers come back to it.
+    let other_node = Node::start(NodeConfig::default()).await.unwrap();
+    let (other, mut other_rx) = start_fake(&other_node, "sched");
+    other.send(
+        &master,
+        RegisterFramework {
+            framework: FrameworkInfo::new("two", "user"),
+        },
+    );
+    assert!(matches!(
+        next(&mut other_rx, "FrameworkRegistered").await,
+        Event::FrameworkRegistered(_)
+    ));
+    sched_node.shutdown();
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        if let Event::Offers(o) = next(&mut other_rx, "the returned offers").await {
+            got.extend(o.offers);
+        }
+    }
+    let mut agents_offered: Vec<AgentId> = got.iter().map(|o| o.agent_id.clone()).collect();
+    agents_offered.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(agents_offered, expected);
+    assert!(got
+        .iter()
+        .all(|o| o.resources == Resources::parse("cpus:1;mem:256").unwrap()));
+    let _ = o2;
 }

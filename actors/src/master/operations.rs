@@ -379,13 +379,25 @@ impl MasterState {
                 statuses.push(known(task));
                 continue;
             }
+            // An agent of the registry that has not reregistered since a restart may still
+            // report the task: no answer yet (the framework asks again), as in Mesos.
+            if agent_id
+                .as_ref()
+                .is_some_and(|a| self.recovered.contains_key(a))
+            {
+                continue;
+            }
             let agent_known = agent_id
                 .as_ref()
                 .is_some_and(|a| self.agents.contains_key(a));
-            let state = match (partition_aware, agent_known) {
-                (false, _) => TaskState::Lost,
-                (true, true) => TaskState::Gone,
-                (true, false) => TaskState::Unknown,
+            let agent_unreachable = agent_id
+                .as_ref()
+                .is_some_and(|a| self.unreachable.contains_key(a));
+            let state = match (partition_aware, agent_known, agent_unreachable) {
+                (false, _, _) => TaskState::Lost,
+                (true, _, true) => TaskState::Unreachable,
+                (true, true, false) => TaskState::Gone,
+                (true, false, false) => TaskState::Unknown,
             };
             let mut status = TaskStatus::new(task_id, state, now_ms)
                 .with_reason(TaskStatusReason::Reconciliation)

@@ -8,6 +8,7 @@
 //! [`super::operations`].
 
 use super::book::OfferBook;
+use super::registry::{MemoryRegistry, Registry, RegistryError};
 use super::tasks::TaskTracker;
 use meso::allocator::{Allocator, AllocatorConfig};
 use meso::process::Upid;
@@ -36,6 +37,9 @@ pub enum Outgoing {
     UpdateFramework(UpdateFramework),
     ExecutorToFramework(ExecutorToFramework),
     FrameworkToExecutor(FrameworkToExecutor),
+    FrameworkError(FrameworkError),
+    ShutdownFramework(ShutdownFramework),
+    Ping(Ping),
 }
 
 /// What the master sends: to whom, what.
@@ -48,6 +52,8 @@ pub struct FrameworkEntry {
     /// The scheduler; `None` for a framework known only from an agent's reregistration.
     pub upid: Option<Upid>,
     pub connected: bool,
+    /// While disconnected: when the framework is removed unless a scheduler reregisters.
+    pub failover_deadline_ms: Option<u64>,
 }
 
 /// A registered agent.
@@ -55,6 +61,42 @@ pub struct FrameworkEntry {
 pub struct AgentEntry {
     pub info: AgentInfo,
     pub upid: Upid,
+    /// False once its link broke: it gets no offers until it reregisters.
+    pub connected: bool,
+    /// A ping went out and no pong came back yet.
+    pub pong_pending: bool,
+    /// Pings in a row that went unanswered.
+    pub missed_pings: u32,
+}
+
+impl AgentEntry {
+    pub fn new(info: AgentInfo, upid: Upid) -> AgentEntry {
+        AgentEntry {
+            info,
+            upid,
+            connected: true,
+            pong_pending: false,
+            missed_pings: 0,
+        }
+    }
+}
+
+/// The timeouts the pure state applies (the actor decides when to tick).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MasterTimeouts {
+    /// Pings in a row without an answer after which an agent is unreachable.
+    pub max_agent_ping_timeouts: u32,
+    /// After a restart: how long agents of the registry have to reregister.
+    pub agent_reregister_timeout_ms: u64,
+}
+
+impl Default for MasterTimeouts {
+    fn default() -> MasterTimeouts {
+        MasterTimeouts {
+            max_agent_ping_timeouts: 5,
+            agent_reregister_timeout_ms: 600_000,
+        }
+    }
 }
 
 /// A custom executor the master knows to be running, with the resources it holds.
@@ -78,21 +120,68 @@ pub struct MasterState {
     pub(super) agents: BTreeMap<AgentId, AgentEntry>,
     pub(super) agent_by_upid: HashMap<Upid, AgentId>,
     pub(super) executors: BTreeMap<(AgentId, ExecutorId), ExecutorEntry>,
-    next_framework: u64,
-    next_agent: u64,
+    /// Agents that missed their pings (or did not reregister after a restart): their tasks are
+    /// lost or unreachable; they may still come back.
+    pub(super) unreachable: BTreeMap<AgentId, AgentEntry>,
+    /// After a restart: agents of the registry not reregistered yet, with their deadline.
+    pub(super) recovered: BTreeMap<AgentId, (AgentEntry, u64)>,
+    pub(super) registry: Box<dyn Registry>,
+    pub(super) timeouts: MasterTimeouts,
+    /// Prefix of the ids this run makes (master id and run number), unique across restarts.
+    id_prefix: String,
+    pub(super) next_framework: u64,
+    pub(super) next_agent: u64,
     allocation_wanted: bool,
 }
 
 impl MasterState {
-    /// A master with id `master_id` (unique for each run) at `upid`.
+    /// A master with id `master_id` at `upid` and a registry in memory.
     pub fn new(master_id: &str, upid: Upid, allocator: AllocatorConfig) -> MasterState {
-        MasterState {
+        let registry = Box::new(MemoryRegistry::default());
+        let timeouts = MasterTimeouts::default();
+        MasterState::from_registry(registry, master_id, upid, allocator, timeouts, 0)
+            .expect("a memory registry does not fail")
+    }
+
+    /// A master that starts from `registry`: it keeps the master id found there (or records
+    /// `fresh_id`), starts a new run, and expects the agents found there to reregister within
+    /// the reregistration timeout.
+    pub fn from_registry(
+        mut registry: Box<dyn Registry>,
+        fresh_id: &str,
+        upid: Upid,
+        allocator: AllocatorConfig,
+        timeouts: MasterTimeouts,
+        now_ms: u64,
+    ) -> Result<MasterState, RegistryError> {
+        let master_id = match registry.master_id() {
+            Some(id) => id,
+            None => {
+                registry.set_master_id(fresh_id)?;
+                fresh_id.to_string()
+            }
+        };
+        let run = registry.next_run()?;
+        let id_prefix = format!("{master_id}-{run}");
+        let deadline = now_ms.saturating_add(timeouts.agent_reregister_timeout_ms);
+        let recovered = registry
+            .agents()
+            .into_iter()
+            .map(|(id, a)| (id, (AgentEntry::new(a.info, a.upid), deadline)))
+            .collect::<BTreeMap<_, _>>();
+        if !recovered.is_empty() {
+            tracing::info!(
+                "master {master_id} run {run}: {} agents to reregister",
+                recovered.len()
+            );
+        }
+        Ok(MasterState {
             master_info: MasterInfo {
-                id: master_id.to_string(),
+                id: master_id,
                 upid,
             },
             allocator: Allocator::new(allocator),
-            book: OfferBook::new(master_id),
+            book: OfferBook::new(&id_prefix),
             tasks: TaskTracker::new(),
             frameworks: BTreeMap::new(),
             framework_by_upid: HashMap::new(),
@@ -100,10 +189,29 @@ impl MasterState {
             agents: BTreeMap::new(),
             agent_by_upid: HashMap::new(),
             executors: BTreeMap::new(),
+            unreachable: BTreeMap::new(),
+            recovered,
+            registry,
+            timeouts,
+            id_prefix,
             next_framework: 1,
             next_agent: 1,
             allocation_wanted: false,
-        }
+        })
+    }
+
+    /// The prefix of ids made by this run of the master.
+    pub(super) fn id_prefix(&self) -> &str {
+        &self.id_prefix
+    }
+
+    pub fn unreachable_agent(&self, id: &AgentId) -> Option<&AgentEntry> {
+        self.unreachable.get(id)
+    }
+
+    /// Agents of the registry that have not reregistered since the restart.
+    pub fn recovered_agents(&self) -> impl Iterator<Item = &AgentId> {
+        self.recovered.keys()
     }
 
     pub fn master_info(&self) -> &MasterInfo {
@@ -168,471 +276,6 @@ impl MasterState {
             .get(id)
             .filter(|f| f.connected)
             .and_then(|f| f.upid.as_ref())
-    }
-
-    // ---- frameworks ----
-
-    /// `RegisterFramework`: a new id, or the same one again for a retry from the same scheduler.
-    pub fn register_framework(&mut self, from: &Upid, msg: RegisterFramework) -> Sends {
-        if let Some(id) = self.framework_by_upid.get(from).cloned() {
-            tracing::info!("framework {id} at {from} registered again: answering with its id");
-            let mut out = Vec::new();
-            // A scheduler whose link broke and that retries is connected again.
-            if let Some(entry) = self.frameworks.get_mut(&id).filter(|f| !f.connected) {
-                entry.connected = true;
-                if let Err(e) = self.allocator.activate_framework(id.as_str()) {
-                    tracing::warn!("framework {id} is not in the allocator: {e}");
-                }
-                self.want_allocation();
-                out.push((from.clone(), Outgoing::Link));
-            }
-            let reply = FrameworkRegistered {
-                framework_id: id,
-                master_info: self.master_info.clone(),
-            };
-            out.push((from.clone(), Outgoing::FrameworkRegistered(reply)));
-            return out;
-        }
-        let id = FrameworkId::new(format!("{}-F{}", self.master_info.id, self.next_framework));
-        self.next_framework += 1;
-        let mut info = msg.framework;
-        info.id = Some(id.clone());
-        if let Err(e) = self.allocator.add_framework(id.as_str(), &info.role) {
-            tracing::warn!("ignoring RegisterFramework from {from}: {e}");
-            return Vec::new();
-        }
-        tracing::info!("registered framework {id} ({}) at {from}", info.name);
-        self.frameworks.insert(
-            id.clone(),
-            FrameworkEntry {
-                info,
-                upid: Some(from.clone()),
-                connected: true,
-            },
-        );
-        self.framework_by_upid.insert(from.clone(), id.clone());
-        self.want_allocation();
-        let reply = FrameworkRegistered {
-            framework_id: id,
-            master_info: self.master_info.clone(),
-        };
-        vec![
-            (from.clone(), Outgoing::Link),
-            (from.clone(), Outgoing::FrameworkRegistered(reply)),
-        ]
-    }
-
-    /// `ReregisterFramework`: a framework that has an id, maybe from a new scheduler address, or
-    /// one this master has not seen (it restarted).
-    pub fn reregister_framework(&mut self, from: &Upid, msg: ReregisterFramework) -> Sends {
-        let Some(id) = msg.framework.id.clone() else {
-            tracing::warn!("ignoring ReregisterFramework from {from}: no framework id");
-            return Vec::new();
-        };
-        if self.removed_frameworks.contains(&id) {
-            tracing::warn!("ignoring ReregisterFramework from {from}: framework {id} was removed");
-            return Vec::new();
-        }
-        if let Some(other) = self.framework_by_upid.get(from) {
-            if other != &id {
-                tracing::warn!(
-                    "ignoring ReregisterFramework from {from}: it is the scheduler of {other}, not {id}"
-                );
-                return Vec::new();
-            }
-        }
-        let mut out = Vec::new();
-        match self.frameworks.get_mut(&id) {
-            Some(entry) => {
-                let old = entry.upid.replace(from.clone());
-                entry.connected = true;
-                if let Some(old) = old.filter(|old| old != from) {
-                    self.framework_by_upid.remove(&old);
-                    // Agents running its tasks must send their updates' answers to the new one.
-                    let agents: BTreeSet<AgentId> = self
-                        .tasks
-                        .for_framework(&id)
-                        .map(|t| t.agent_id.clone())
-                        .collect();
-                    for agent in agents.iter().filter_map(|a| self.agents.get(a)) {
-                        let update = UpdateFramework {
-                            framework_id: id.clone(),
-                            scheduler: from.clone(),
-                        };
-                        out.push((agent.upid.clone(), Outgoing::UpdateFramework(update)));
-                    }
-                }
-                if let Err(e) = self.allocator.activate_framework(id.as_str()) {
-                    tracing::warn!("framework {id} is not in the allocator: {e}");
-                }
-            }
-            None => {
-                if let Err(e) = self
-                    .allocator
-                    .add_framework(id.as_str(), &msg.framework.role)
-                {
-                    tracing::warn!("ignoring ReregisterFramework from {from}: {e}");
-                    return Vec::new();
-                }
-                self.frameworks.insert(
-                    id.clone(),
-                    FrameworkEntry {
-                        info: msg.framework,
-                        upid: Some(from.clone()),
-                        connected: true,
-                    },
-                );
-            }
-        }
-        tracing::info!("reregistered framework {id} at {from}");
-        self.framework_by_upid.insert(from.clone(), id.clone());
-        self.want_allocation();
-        let reply = FrameworkReregistered {
-            framework_id: id,
-            master_info: self.master_info.clone(),
-        };
-        out.push((from.clone(), Outgoing::Link));
-        out.push((from.clone(), Outgoing::FrameworkReregistered(reply)));
-        out
-    }
-
-    /// Takes back every outstanding offer of a framework: each is rescinded (told to the
-    /// scheduler when `tell`) and its resources recovered.
-    fn rescind_framework_offers(&mut self, id: &FrameworkId, tell: bool) -> Sends {
-        let mut out = Vec::new();
-        let scheduler = self.scheduler_of(id).cloned();
-        for offer_id in self.book.offers_for_framework(id) {
-            let Some(offer) = self.book.remove_offer(&offer_id) else {
-                continue;
-            };
-            self.recover(&offer.agent_id, id, &offer.resources);
-            if let (true, Some(to)) = (tell, &scheduler) {
-                out.push((
-                    to.clone(),
-                    Outgoing::RescindOffer(RescindOffer { offer_id }),
-                ));
-            }
-        }
-        out
-    }
-
-    /// The scheduler of a framework went away: its offers are rescinded and recovered, it gets no
-    /// new ones, and its tasks keep running (failover timeouts come later).
-    pub fn framework_disconnected(&mut self, upid: &Upid) -> Sends {
-        let Some(id) = self.framework_by_upid.get(upid).cloned() else {
-            return Vec::new();
-        };
-        tracing::info!("framework {id} at {upid} disconnected");
-        let out = self.rescind_framework_offers(&id, true);
-        if let Some(entry) = self.frameworks.get_mut(&id) {
-            entry.connected = false;
-        }
-        if let Err(e) = self.allocator.deactivate_framework(id.as_str()) {
-            tracing::warn!("framework {id} is not in the allocator: {e}");
-        }
-        out
-    }
-
-    /// `DeactivateFramework`: no more offers; outstanding ones are rescinded.
-    pub fn deactivate_framework(&mut self, from: &Upid, msg: DeactivateFramework) -> Sends {
-        let Some(id) = self.sender_framework("DeactivateFramework", from, &msg.framework_id) else {
-            return Vec::new();
-        };
-        let out = self.rescind_framework_offers(&id, true);
-        if let Err(e) = self.allocator.deactivate_framework(id.as_str()) {
-            tracing::warn!("framework {id} is not in the allocator: {e}");
-        }
-        out
-    }
-
-    /// `UnregisterFramework`: its live tasks are killed, and it is removed.
-    pub fn unregister_framework(&mut self, from: &Upid, msg: UnregisterFramework) -> Sends {
-        let Some(id) = self.sender_framework("UnregisterFramework", from, &msg.framework_id) else {
-            return Vec::new();
-        };
-        tracing::info!("framework {id} at {from} unregistered: removing it");
-        let mut out = self.rescind_framework_offers(&id, false);
-        for task in self.tasks.for_framework(&id) {
-            if task.state.is_terminal() {
-                continue;
-            }
-            if let Some(agent) = self.agents.get(&task.agent_id) {
-                let kill = KillTaskOnAgent {
-                    framework_id: id.clone(),
-                    task_id: task.info.task_id.clone(),
-                    kill_grace_period_ms: task.info.kill_grace_period_ms,
-                };
-                out.push((agent.upid.clone(), Outgoing::KillTaskOnAgent(kill)));
-            }
-        }
-        let task_ids = self.tasks.task_ids(&id);
-        for task_id in &task_ids {
-            self.tasks.remove(&id, task_id);
-        }
-        self.executors.retain(|_, e| e.framework_id != id);
-        // Everything allocated to it (offers and running tasks) goes back to the agents.
-        if let Err(e) = self.allocator.remove_framework(id.as_str()) {
-            tracing::warn!("framework {id} is not in the allocator: {e}");
-        }
-        self.frameworks.remove(&id);
-        self.framework_by_upid.remove(from);
-        self.removed_frameworks.insert(id);
-        self.want_allocation();
-        out
-    }
-
-    // ---- agents ----
-
-    /// `RegisterAgent`: a new id, or the same one again for a retry from the same agent.
-    pub fn register_agent(&mut self, from: &Upid, msg: RegisterAgent) -> Sends {
-        if let Some(id) = self.agent_by_upid.get(from) {
-            tracing::info!("agent {id} at {from} registered again: answering with its id");
-            let reply = AgentRegistered {
-                agent_id: id.clone(),
-                master_info: self.master_info.clone(),
-            };
-            return vec![(from.clone(), Outgoing::AgentRegistered(reply))];
-        }
-        let id = AgentId::new(format!("{}-A{}", self.master_info.id, self.next_agent));
-        self.next_agent += 1;
-        let mut info = msg.agent;
-        info.id = Some(id.clone());
-        if let Err(e) = self
-            .allocator
-            .add_agent(id.as_str(), info.resources.clone())
-        {
-            tracing::warn!("ignoring RegisterAgent from {from}: {e}");
-            return Vec::new();
-        }
-        tracing::info!(
-            "registered agent {id} ({}) at {from} with {}",
-            info.hostname,
-            info.resources
-        );
-        self.agents.insert(
-            id.clone(),
-            AgentEntry {
-                info,
-                upid: from.clone(),
-            },
-        );
-        self.agent_by_upid.insert(from.clone(), id.clone());
-        self.want_allocation();
-        let reply = AgentRegistered {
-            agent_id: id,
-            master_info: self.master_info.clone(),
-        };
-        vec![
-            (from.clone(), Outgoing::Link),
-            (from.clone(), Outgoing::AgentRegistered(reply)),
-        ]
-    }
-
-    /// `ReregisterAgent`: an agent that has an id. A known one is answered (its address may have
-    /// changed); an unknown one (this master restarted, or removed it) is added back with the
-    /// tasks it reports, whose resources count as used by their frameworks.
-    pub fn reregister_agent(&mut self, from: &Upid, msg: ReregisterAgent) -> Sends {
-        let Some(id) = msg.agent.id.clone() else {
-            tracing::warn!("ignoring ReregisterAgent from {from}: no agent id");
-            return Vec::new();
-        };
-        if let Some(other) = self.agent_by_upid.get(from) {
-            if other != &id {
-                tracing::warn!(
-                    "ignoring ReregisterAgent from {from}: it is agent {other}, not {id}"
-                );
-                return Vec::new();
-            }
-        }
-        if let Some(entry) = self.agents.get_mut(&id) {
-            let old = std::mem::replace(&mut entry.upid, from.clone());
-            if &old != from {
-                self.agent_by_upid.remove(&old);
-            }
-        } else {
-            // Frameworks of its tasks that this master does not know come in disconnected; they
-            // are completed when their schedulers reregister.
-            for framework in &msg.frameworks {
-                let Some(fid) = framework.id.clone() else {
-                    continue;
-                };
-                if self.frameworks.contains_key(&fid) || self.removed_frameworks.contains(&fid) {
-                    continue;
-                }
-                if self
-                    .allocator
-                    .add_framework(fid.as_str(), &framework.role)
-                    .is_ok()
-                {
-                    let _ = self.allocator.deactivate_framework(fid.as_str());
-                    self.frameworks.insert(
-                        fid,
-                        FrameworkEntry {
-                            info: framework.clone(),
-                            upid: None,
-                            connected: false,
-                        },
-                    );
-                }
-            }
-            let mut used: BTreeMap<String, Resources> = BTreeMap::new();
-            for t in &msg.tasks {
-                if t.state.is_terminal() || !self.frameworks.contains_key(&t.framework_id) {
-                    continue;
-                }
-                // A task this master marked lost when the agent went is running after all.
-                let stale = self
-                    .tasks
-                    .get(&t.framework_id, &t.task.task_id)
-                    .is_some_and(|known| known.state.is_terminal());
-                if stale {
-                    self.tasks.remove(&t.framework_id, &t.task.task_id);
-                }
-                let added = self.tasks.add_in_state(
-                    t.framework_id.clone(),
-                    id.clone(),
-                    t.task.clone(),
-                    t.state,
-                    t.status.clone(),
-                );
-                match added {
-                    Ok(()) => {
-                        *used.entry(t.framework_id.to_string()).or_default() += &t.task.resources
-                    }
-                    Err(e) => tracing::warn!("agent {id} reports task {}: {e}", t.task.task_id),
-                }
-            }
-            for executor in &msg.executors {
-                if !self.frameworks.contains_key(&executor.framework_id) {
-                    continue;
-                }
-                let key = (id.clone(), executor.executor_id.clone());
-                let entry = ExecutorEntry {
-                    framework_id: executor.framework_id.clone(),
-                    resources: executor.resources.clone(),
-                };
-                *used.entry(executor.framework_id.to_string()).or_default() += &entry.resources;
-                self.executors.insert(key, entry);
-            }
-            let used: Vec<(String, Resources)> = used.into_iter().collect();
-            let total = msg.agent.resources.clone();
-            if let Err(e) = self
-                .allocator
-                .add_agent_with_used(id.as_str(), total, &used)
-            {
-                tracing::warn!("ignoring ReregisterAgent from {from}: {e}");
-                for t in &msg.tasks {
-                    self.tasks.remove(&t.framework_id, &t.task.task_id);
-                }
-                self.executors.retain(|(a, _), _| a != &id);
-                return Vec::new();
-            }
-            let mut info = msg.agent;
-            info.id = Some(id.clone());
-            self.agents.insert(
-                id.clone(),
-                AgentEntry {
-                    info,
-                    upid: from.clone(),
-                },
-            );
-            self.want_allocation();
-        }
-        tracing::info!("reregistered agent {id} at {from}");
-        self.agent_by_upid.insert(from.clone(), id.clone());
-        let reply = AgentReregistered {
-            agent_id: id,
-            master_info: self.master_info.clone(),
-        };
-        vec![
-            (from.clone(), Outgoing::Link),
-            (from.clone(), Outgoing::AgentReregistered(reply)),
-        ]
-    }
-
-    /// `UnregisterAgent`: the agent leaves for good.
-    pub fn unregister_agent(&mut self, from: &Upid, msg: UnregisterAgent, now_ms: u64) -> Sends {
-        match self.agent_by_upid.get(from) {
-            Some(id) if id == &msg.agent_id => {
-                self.remove_agent(&msg.agent_id, TaskStatusReason::AgentRemoved, now_ms)
-            }
-            _ => {
-                tracing::warn!(
-                    "ignoring UnregisterAgent from {from}: it is not agent {}",
-                    msg.agent_id
-                );
-                Vec::new()
-            }
-        }
-    }
-
-    /// The link to an agent broke.
-    pub fn agent_disconnected(&mut self, upid: &Upid, now_ms: u64) -> Sends {
-        let Some(id) = self.agent_by_upid.get(upid).cloned() else {
-            return Vec::new();
-        };
-        tracing::info!("agent {id} at {upid} disconnected");
-        self.remove_agent(&id, TaskStatusReason::AgentDisconnected, now_ms)
-    }
-
-    /// An `Exited` from the process layer: a scheduler, an agent, or both.
-    pub fn exited(&mut self, upid: &Upid, now_ms: u64) -> Sends {
-        let mut out = self.framework_disconnected(upid);
-        out.extend(self.agent_disconnected(upid, now_ms));
-        out
-    }
-
-    /// Removes an agent at once (health checks with a grace period come later): its offers are
-    /// rescinded, its resources leave the allocator, its live tasks are lost, and every connected
-    /// framework hears `AgentLost`.
-    pub fn remove_agent(&mut self, id: &AgentId, reason: TaskStatusReason, now_ms: u64) -> Sends {
-        let Some(agent) = self.agents.remove(id) else {
-            return Vec::new();
-        };
-        self.agent_by_upid.remove(&agent.upid);
-        let mut out = Vec::new();
-        for offer_id in self.book.offers_for_agent(id) {
-            let Some(offer) = self.book.remove_offer(&offer_id) else {
-                continue;
-            };
-            if let Some(to) = self.scheduler_of(&offer.framework_id) {
-                out.push((
-                    to.clone(),
-                    Outgoing::RescindOffer(RescindOffer { offer_id }),
-                ));
-            }
-        }
-        if let Err(e) = self.allocator.remove_agent(id.as_str()) {
-            tracing::warn!("agent {id} is not in the allocator: {e}");
-        }
-        self.executors.retain(|(a, _), _| a != id);
-        let live: Vec<(FrameworkId, TaskId)> = self
-            .tasks
-            .on_agent(id)
-            .filter(|t| !t.state.is_terminal())
-            .map(|t| (t.framework_id.clone(), t.info.task_id.clone()))
-            .collect();
-        for (framework_id, task_id) in live {
-            let status = TaskStatus::new(task_id, TaskState::Lost, now_ms)
-                .with_reason(reason)
-                .with_message(format!("agent {id} is gone"))
-                .with_agent(id.clone());
-            if let Err(e) = self.tasks.update(&framework_id, status.clone()) {
-                tracing::warn!("cannot mark task {} lost: {e}", status.task_id);
-            }
-            if let Some(to) = self.scheduler_of(&framework_id) {
-                out.push((to.clone(), master_update(framework_id, status)));
-            }
-        }
-        for framework in self.frameworks.values().filter(|f| f.connected) {
-            if let Some(to) = &framework.upid {
-                let lost = AgentLost {
-                    agent_id: id.clone(),
-                };
-                out.push((to.clone(), Outgoing::AgentLost(lost)));
-            }
-        }
-        out
     }
 
     // ---- allocation and offers ----

@@ -7,19 +7,19 @@ use meso::process::Upid;
 use meso::protocol::*;
 use meso::resources::Resources;
 
-fn upid(name: &str) -> Upid {
+pub(super) fn upid(name: &str) -> Upid {
     Upid::new(name, "127.0.0.1:5050".parse().unwrap()).unwrap()
 }
 
-fn res(text: &str) -> Resources {
+pub(super) fn res(text: &str) -> Resources {
     Resources::parse(text).unwrap()
 }
 
-fn master() -> MasterState {
+pub(super) fn master() -> MasterState {
     MasterState::new("m1", upid("master"), AllocatorConfig::default())
 }
 
-fn agent_info(resources: &str) -> AgentInfo {
+pub(super) fn agent_info(resources: &str) -> AgentInfo {
     AgentInfo {
         id: None,
         hostname: "host-1".to_string(),
@@ -29,13 +29,14 @@ fn agent_info(resources: &str) -> AgentInfo {
     }
 }
 
-fn register_agent(m: &mut MasterState, name: &str, resources: &str) -> AgentId {
+pub(super) fn register_agent(m: &mut MasterState, name: &str, resources: &str) -> AgentId {
     let out = m.register_agent(
         &upid(name),
         RegisterAgent {
             agent: agent_info(resources),
             version: "test".to_string(),
         },
+        0,
     );
     out.iter()
         .find_map(|(_, o)| match o {
@@ -45,7 +46,7 @@ fn register_agent(m: &mut MasterState, name: &str, resources: &str) -> AgentId {
         .expect("AgentRegistered")
 }
 
-fn register_framework(m: &mut MasterState, name: &str) -> FrameworkId {
+pub(super) fn register_framework(m: &mut MasterState, name: &str) -> FrameworkId {
     let out = m.register_framework(
         &upid(name),
         RegisterFramework {
@@ -60,7 +61,7 @@ fn register_framework(m: &mut MasterState, name: &str) -> FrameworkId {
         .expect("FrameworkRegistered")
 }
 
-fn offers(out: &Sends) -> Vec<(Upid, Offer)> {
+pub(super) fn offers(out: &Sends) -> Vec<(Upid, Offer)> {
     out.iter()
         .flat_map(|(to, o)| match o {
             Outgoing::ResourceOffers(r) => r
@@ -73,7 +74,7 @@ fn offers(out: &Sends) -> Vec<(Upid, Offer)> {
         .collect()
 }
 
-fn updates(out: &Sends) -> Vec<(Upid, TaskStatus)> {
+pub(super) fn updates(out: &Sends) -> Vec<(Upid, TaskStatus)> {
     out.iter()
         .filter_map(|(to, o)| match o {
             Outgoing::StatusUpdate(u) => Some((to.clone(), u.status.clone())),
@@ -82,7 +83,7 @@ fn updates(out: &Sends) -> Vec<(Upid, TaskStatus)> {
         .collect()
 }
 
-fn run_tasks(out: &Sends) -> Vec<(Upid, TaskInfo)> {
+pub(super) fn run_tasks(out: &Sends) -> Vec<(Upid, TaskInfo)> {
     out.iter()
         .filter_map(|(to, o)| match o {
             Outgoing::RunTask(r) => Some((to.clone(), r.task.clone())),
@@ -91,7 +92,7 @@ fn run_tasks(out: &Sends) -> Vec<(Upid, TaskInfo)> {
         .collect()
 }
 
-fn task(id: &str, agent: &AgentId, resources: &str) -> TaskInfo {
+pub(super) fn task(id: &str, agent: &AgentId, resources: &str) -> TaskInfo {
     TaskInfo::command(
         TaskId::new(id),
         agent.clone(),
@@ -100,7 +101,11 @@ fn task(id: &str, agent: &AgentId, resources: &str) -> TaskInfo {
     )
 }
 
-fn accept(framework: &FrameworkId, offer: &OfferId, tasks: Vec<TaskInfo>) -> AcceptOffers {
+pub(super) fn accept(
+    framework: &FrameworkId,
+    offer: &OfferId,
+    tasks: Vec<TaskInfo>,
+) -> AcceptOffers {
     AcceptOffers {
         framework_id: framework.clone(),
         offer_ids: vec![offer.clone()],
@@ -112,7 +117,7 @@ fn accept(framework: &FrameworkId, offer: &OfferId, tasks: Vec<TaskInfo>) -> Acc
 }
 
 /// One agent `agent` with `resources`, one framework `sched`, and the first offer.
-fn cluster(resources: &str) -> (MasterState, AgentId, FrameworkId, Offer) {
+pub(super) fn cluster(resources: &str) -> (MasterState, AgentId, FrameworkId, Offer) {
     let mut m = master();
     let a = register_agent(&mut m, "agent", resources);
     let f = register_framework(&mut m, "sched");
@@ -121,7 +126,7 @@ fn cluster(resources: &str) -> (MasterState, AgentId, FrameworkId, Offer) {
     (m, a, f, offer)
 }
 
-fn executor_update(f: &FrameworkId, task: &str, state: TaskState) -> StatusUpdate {
+pub(super) fn executor_update(f: &FrameworkId, task: &str, state: TaskState) -> StatusUpdate {
     StatusUpdate {
         framework_id: f.clone(),
         status: TaskStatus::new(TaskId::new(task), state, 1).reliable(),
@@ -130,19 +135,19 @@ fn executor_update(f: &FrameworkId, task: &str, state: TaskState) -> StatusUpdat
     }
 }
 
-fn assert_accounting(m: &MasterState) {
+pub(super) fn assert_accounting(m: &MasterState) {
     assert_eq!(m.allocator().check_accounting(), Ok(()));
 }
 
 #[test]
-fn registration_retries_get_the_same_ids() {
+pub(super) fn registration_retries_get_the_same_ids() {
     let mut m = master();
     let a1 = register_agent(&mut m, "agent", "cpus:1");
     let a2 = register_agent(&mut m, "agent", "cpus:1");
     assert_eq!(a1, a2);
-    assert_eq!(a1.as_str(), "m1-A1");
+    assert_eq!(a1.as_str(), "m1-1-A1");
     let other = register_agent(&mut m, "agent-2", "cpus:1");
-    assert_eq!(other.as_str(), "m1-A2");
+    assert_eq!(other.as_str(), "m1-1-A2");
     let f1 = register_framework(&mut m, "sched");
     let retry = m.register_framework(
         &upid("sched"),
@@ -155,13 +160,13 @@ fn registration_retries_get_the_same_ids() {
         "a retry neither links again nor adds a framework"
     );
     assert_eq!(register_framework(&mut m, "sched"), f1);
-    assert_eq!(f1.as_str(), "m1-F1");
+    assert_eq!(f1.as_str(), "m1-1-F1");
     assert_eq!(m.allocator().framework_ids().count(), 1);
     assert_eq!(m.allocator().agent_ids().count(), 2);
 }
 
 #[test]
-fn offers_go_out_after_an_agent_and_a_framework_register() {
+pub(super) fn offers_go_out_after_an_agent_and_a_framework_register() {
     let mut m = master();
     register_agent(&mut m, "agent", "cpus:2;mem:1024");
     assert!(m.take_allocation_wanted());
@@ -183,7 +188,7 @@ fn offers_go_out_after_an_agent_and_a_framework_register() {
 }
 
 #[test]
-fn an_accept_runs_the_tasks_and_recovers_the_rest() {
+pub(super) fn an_accept_runs_the_tasks_and_recovers_the_rest() {
     let (mut m, a, f, offer) = cluster("cpus:2;mem:1024");
     let out = m.accept_offers(
         &upid("sched"),
@@ -209,7 +214,7 @@ fn an_accept_runs_the_tasks_and_recovers_the_rest() {
 }
 
 #[test]
-fn invalid_offers_lose_every_task_and_give_the_valid_offers_back() {
+pub(super) fn invalid_offers_lose_every_task_and_give_the_valid_offers_back() {
     let (mut m, a, f, offer) = cluster("cpus:2;mem:1024");
     let mut bad = accept(&f, &offer.id, vec![task("t1", &a, "cpus:1")]);
     bad.offer_ids.push(OfferId::new("m1-O999"));
@@ -239,7 +244,7 @@ fn invalid_offers_lose_every_task_and_give_the_valid_offers_back() {
 }
 
 #[test]
-fn invalid_tasks_get_task_error_and_use_nothing() {
+pub(super) fn invalid_tasks_get_task_error_and_use_nothing() {
     let (mut m, a, f, offer) = cluster("cpus:2;mem:1024");
     let first = m.accept_offers(
         &upid("sched"),
@@ -282,7 +287,7 @@ fn invalid_tasks_get_task_error_and_use_nothing() {
 /// Ten tasks of 0.1 cpus fit on one cpu and the eleventh does not; when three finish, the next
 /// offer holds exactly 0.3 cpus (fixed-point scalars, no drift).
 #[test]
-fn ten_tenths_fit_and_three_finished_give_back_exactly_three_tenths() {
+pub(super) fn ten_tenths_fit_and_three_finished_give_back_exactly_three_tenths() {
     let (mut m, a, f, offer) = cluster("cpus:1");
     let tasks = (1..=11)
         .map(|i| task(&format!("t{i}"), &a, "cpus:0.1"))
@@ -314,7 +319,8 @@ fn ten_tenths_fit_and_three_finished_give_back_exactly_three_tenths() {
 }
 
 #[test]
-fn a_lost_agent_has_its_offers_rescinded_at_once_and_its_tasks_lost() {
+pub(super) fn a_disconnected_agent_has_its_offers_rescinded_at_once_and_its_tasks_lost_after_pings()
+{
     let mut m = master();
     let a = register_agent(&mut m, "agent", "cpus:2");
     let f = register_framework(&mut m, "sched");
@@ -333,21 +339,32 @@ fn a_lost_agent_has_its_offers_rescinded_at_once_and_its_tasks_lost() {
             offer_id: offer.id.clone()
         })
     )));
+    assert!(updates(&out).is_empty(), "tasks stay while disconnected");
+    assert!(m.book().is_empty());
+    assert_eq!(m.allocator().agent_ids().count(), 0);
+    assert!(!m.agent(&a).unwrap().connected);
+    // Five pings (the default) go unanswered: unreachable.
+    let mut out = Vec::new();
+    for i in 0..6 {
+        out = m.ping_agents(10 + i);
+        if !updates(&out).is_empty() {
+            break;
+        }
+    }
     let ups = updates(&out);
     assert_eq!(ups.len(), 1);
     assert_eq!(ups[0].1.state, TaskState::Lost);
-    assert_eq!(ups[0].1.reason, Some(TaskStatusReason::AgentDisconnected));
+    assert_eq!(ups[0].1.reason, Some(TaskStatusReason::AgentRemoved));
     assert!(out
         .iter()
         .any(|(_, o)| matches!(o, Outgoing::AgentLost(l) if l.agent_id == a)));
-    assert!(m.book().is_empty());
-    assert_eq!(m.allocator().agent_ids().count(), 0);
     assert!(m.agent(&a).is_none());
+    assert!(m.unreachable_agent(&a).is_some());
     assert_accounting(&m);
 }
 
 #[test]
-fn a_disconnected_framework_has_its_offers_rescinded_and_recovered() {
+pub(super) fn a_disconnected_framework_has_its_offers_rescinded_and_recovered() {
     let (mut m, a, f, offer) = cluster("cpus:2");
     let g = register_framework(&mut m, "other");
     let out = m.exited(&upid("sched"), 5);
@@ -370,7 +387,7 @@ fn a_disconnected_framework_has_its_offers_rescinded_and_recovered() {
 }
 
 #[test]
-fn a_kill_of_an_unknown_task_is_answered_lost() {
+pub(super) fn a_kill_of_an_unknown_task_is_answered_lost() {
     let (mut m, a, f, offer) = cluster("cpus:2");
     let out = m.kill_task(
         &upid("sched"),
@@ -404,7 +421,7 @@ fn a_kill_of_an_unknown_task_is_answered_lost() {
 }
 
 #[test]
-fn reconciliation_explicit_and_implicit() {
+pub(super) fn reconciliation_explicit_and_implicit() {
     let (mut m, a, f, offer) = cluster("cpus:2");
     m.accept_offers(
         &upid("sched"),
@@ -467,7 +484,7 @@ fn reconciliation_explicit_and_implicit() {
 }
 
 #[test]
-fn updates_of_unknown_tasks_are_forwarded_and_acks_go_to_the_agent() {
+pub(super) fn updates_of_unknown_tasks_are_forwarded_and_acks_go_to_the_agent() {
     let (mut m, a, f, offer) = cluster("cpus:2");
     let unknown = executor_update(&f, "ghost", TaskState::Running);
     let out = m.status_update(&upid("agent"), unknown.clone());
@@ -498,7 +515,7 @@ fn updates_of_unknown_tasks_are_forwarded_and_acks_go_to_the_agent() {
 }
 
 #[test]
-fn unregistering_kills_the_tasks_and_frees_everything() {
+pub(super) fn unregistering_kills_the_tasks_and_frees_everything() {
     let (mut m, a, f, offer) = cluster("cpus:2");
     m.accept_offers(
         &upid("sched"),
@@ -511,8 +528,8 @@ fn unregistering_kills_the_tasks_and_frees_everything() {
             framework_id: f.clone(),
         },
     );
-    assert!(matches!(&out[..], [(to, Outgoing::KillTaskOnAgent(k))]
-        if to == &upid("agent") && k.task_id.as_str() == "t1"));
+    assert!(matches!(&out[..], [(to, Outgoing::ShutdownFramework(k))]
+        if to == &upid("agent") && k.framework_id == f));
     assert_eq!(m.allocator().available(a.as_str()), res("cpus:2"));
     assert!(m.framework(&f).is_none());
     // The agent's late update is acknowledged by the master itself.
@@ -526,7 +543,7 @@ fn unregistering_kills_the_tasks_and_frees_everything() {
 }
 
 #[test]
-fn declined_resources_are_filtered_for_the_refusal_time() {
+pub(super) fn declined_resources_are_filtered_for_the_refusal_time() {
     let (mut m, a, f, offer) = cluster("cpus:2");
     m.decline_offers(
         &upid("sched"),
@@ -546,7 +563,7 @@ fn declined_resources_are_filtered_for_the_refusal_time() {
 }
 
 #[test]
-fn messages_from_strangers_are_ignored() {
+pub(super) fn messages_from_strangers_are_ignored() {
     let (mut m, a, f, offer) = cluster("cpus:2");
     let out = m.accept_offers(
         &upid("intruder"),
@@ -568,7 +585,7 @@ fn messages_from_strangers_are_ignored() {
 }
 
 #[test]
-fn offers_outstanding_too_long_are_rescinded_and_recovered() {
+pub(super) fn offers_outstanding_too_long_are_rescinded_and_recovered() {
     let (mut m, a, _f, offer) = cluster("cpus:2");
     assert!(m.expire_offers(999, 1000).is_empty());
     let out = m.expire_offers(1000, 1000);
@@ -584,7 +601,7 @@ fn offers_outstanding_too_long_are_rescinded_and_recovered() {
 }
 
 #[test]
-fn a_scheduler_retrying_after_its_link_broke_is_connected_again() {
+pub(super) fn a_scheduler_retrying_after_its_link_broke_is_connected_again() {
     let (mut m, _a, f, _offer) = cluster("cpus:2");
     m.exited(&upid("sched"), 1);
     assert!(offers(&m.allocate(2)).is_empty());
@@ -600,7 +617,7 @@ fn a_scheduler_retrying_after_its_link_broke_is_connected_again() {
 }
 
 #[test]
-fn a_framework_reregistering_from_a_new_address_is_announced_to_its_agents() {
+pub(super) fn a_framework_reregistering_from_a_new_address_is_announced_to_its_agents() {
     let (mut m, a, f, offer) = cluster("cpus:2");
     m.accept_offers(
         &upid("sched"),
@@ -634,7 +651,7 @@ fn a_framework_reregistering_from_a_new_address_is_announced_to_its_agents() {
 }
 
 #[test]
-fn an_agent_coming_back_with_its_tasks_counts_them_as_used() {
+pub(super) fn an_agent_coming_back_with_its_tasks_counts_them_as_used() {
     let (mut m, a, f, offer) = cluster("cpus:2");
     m.accept_offers(
         &upid("sched"),
@@ -644,7 +661,8 @@ fn an_agent_coming_back_with_its_tasks_counts_them_as_used() {
     m.exited(&upid("agent"), 2);
     assert_eq!(
         m.tasks().get(&f, &TaskId::new("t1")).map(|t| t.state),
-        Some(TaskState::Lost)
+        Some(TaskState::Staging),
+        "a disconnection keeps the tasks"
     );
     let mut info = agent_info("cpus:2");
     info.id = Some(a.clone());
@@ -664,6 +682,7 @@ fn an_agent_coming_back_with_its_tasks_counts_them_as_used() {
             executors: Vec::new(),
             frameworks: vec![framework],
         },
+        3,
     );
     assert!(matches!(out.last(), Some((_, Outgoing::AgentReregistered(r))) if r.agent_id == a));
     assert_eq!(

@@ -128,6 +128,27 @@ impl TaskTracker {
         Ok(())
     }
 
+    /// Records a task as an agent reports it, replacing what was known of it (a task thought
+    /// lost or unreachable whose agent came back).
+    pub fn put(
+        &mut self,
+        framework_id: FrameworkId,
+        agent_id: AgentId,
+        info: TaskInfo,
+        state: TaskState,
+        latest: Option<TaskStatus>,
+    ) {
+        let key = (framework_id, info.task_id.clone());
+        let task = TrackedTask {
+            framework_id: key.0.clone(),
+            agent_id,
+            info,
+            state,
+            latest,
+        };
+        self.tasks.insert(key, task);
+    }
+
     pub fn get(&self, framework_id: &FrameworkId, task_id: &TaskId) -> Option<&TrackedTask> {
         self.tasks.get(&(framework_id.clone(), task_id.clone()))
     }

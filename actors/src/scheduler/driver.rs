@@ -30,6 +30,9 @@ pub(crate) struct DriverActor {
     linked: bool,
     backoff: Duration,
     retry: Option<SpawnHandle>,
+    /// Whether this driver has been registered at least once: a first registration under an
+    /// existing framework id takes over from an earlier scheduler (failover).
+    ever_registered: bool,
 }
 
 impl DriverActor {
@@ -52,6 +55,7 @@ impl DriverActor {
             linked: false,
             backoff: REGISTER_BACKOFF_MIN,
             retry: None,
+            ever_registered: false,
         }
     }
 
@@ -73,7 +77,7 @@ impl DriverActor {
                     &self.master,
                     ReregisterFramework {
                         framework,
-                        failover: false,
+                        failover: !self.ever_registered,
                     },
                 );
             }
@@ -126,6 +130,7 @@ impl DriverActor {
             return;
         }
         self.connected = true;
+        self.ever_registered = true;
         self.backoff = REGISTER_BACKOFF_MIN;
         if let Some(handle) = self.retry.take() {
             ctx.cancel_future(handle);

@@ -1,0 +1,409 @@
+//! The master through failures, with the real `meso` binary for the master and the agents and a
+//! framework in the test: a master killed and restarted, a scheduler failing over (or not in
+//! time), an agent that goes silent and comes back.
+
+use actix::{Actor, Context, Handler};
+use meso::process::{Node, NodeConfig, Upid};
+use meso::protocol::*;
+use meso::resources::Resources;
+use meso_actors::scheduler::{start_scheduler, SchedulerDriver, SchedulerEvent};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+const MESO: &str = env!("CARGO_BIN_EXE_meso");
+
+/// Kills every child it holds when dropped, so a failing test leaves nothing behind.
+#[derive(Default)]
+struct Children(Vec<Child>);
+
+impl Children {
+    fn spawn(&mut self, args: &[&str]) -> usize {
+        let child = Command::new(MESO)
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_string()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn meso");
+        self.0.push(child);
+        self.0.len() - 1
+    }
+
+    fn kill(&mut self, i: usize) {
+        let _ = self.0[i].kill();
+        let _ = self.0[i].wait();
+    }
+
+    fn signal(&self, i: usize, signal: i32) {
+        let pid = self.0[i].id() as i32;
+        // SAFETY: kill(2) on a child we started and have not reaped.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn master_upid(port: u16) -> Upid {
+    Upid::new("master", format!("127.0.0.1:{port}").parse().unwrap()).unwrap()
+}
+
+fn spawn_master(children: &mut Children, port: u16, work_dir: &Path, extra: &[&str]) -> usize {
+    let port = port.to_string();
+    let mut args = vec![
+        "master",
+        "--port",
+        &port,
+        "--work-dir",
+        work_dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    children.spawn(&args)
+}
+
+fn spawn_agent(children: &mut Children, master: u16, work_dir: &Path, resources: &str) -> usize {
+    let master = format!("127.0.0.1:{master}");
+    let port = free_port().to_string();
+    children.spawn(&[
+        "agent",
+        "--master",
+        &master,
+        "--port",
+        &port,
+        "--work-dir",
+        work_dir.to_str().unwrap(),
+        "--resources",
+        resources,
+    ])
+}
+
+struct Forward(UnboundedSender<SchedulerEvent>);
+
+impl Actor for Forward {
+    type Context = Context<Self>;
+}
+
+impl Handler<SchedulerEvent> for Forward {
+    type Result = ();
+    fn handle(&mut self, event: SchedulerEvent, _: &mut Context<Self>) {
+        let _ = self.0.send(event);
+    }
+}
+
+struct Framework {
+    driver: SchedulerDriver,
+    rx: UnboundedReceiver<SchedulerEvent>,
+    node: Node,
+}
+
+async fn framework(master: &Upid, info: FrameworkInfo) -> Framework {
+    let node = Node::start(NodeConfig::default()).await.unwrap();
+    let (tx, rx) = unbounded_channel();
+    let events = Forward(tx).start().recipient();
+    let driver = start_scheduler(&node, master.clone(), info, events).unwrap();
+    Framework { driver, rx, node }
+}
+
+impl Framework {
+    /// The next event that `pick` maps to something, within `limit`.
+    async fn wait<T>(
+        &mut self,
+        limit: Duration,
+        what: &str,
+        mut pick: impl FnMut(&SchedulerEvent) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(event)) => {
+                    if let Some(t) = pick(&event) {
+                        return t;
+                    }
+                }
+                _ => panic!("no {what} within {limit:?}"),
+            }
+        }
+    }
+
+    /// Launches `command` as task `id` on the first offer, declining the others.
+    async fn launch(&mut self, id: &str, resources: &str, command: &str) -> AgentId {
+        let offers = self
+            .wait(Duration::from_secs(10), "offers", |e| match e {
+                SchedulerEvent::ResourceOffers(o) => Some(o.clone()),
+                _ => None,
+            })
+            .await;
+        let offer = &offers[0];
+        let task = TaskInfo::command(
+            TaskId::new(id),
+            offer.agent_id.clone(),
+            Resources::parse(resources).unwrap(),
+            CommandInfo::shell(command),
+        );
+        self.driver
+            .launch(&[offer.id.clone()], vec![task], Filters::default());
+        for other in &offers[1..] {
+            self.driver.decline(other.id.clone(), Filters::default());
+        }
+        offer.agent_id.clone()
+    }
+
+    /// Waits for a status of `task` in `state`, failing on any terminal state that is not it.
+    async fn state(&mut self, task: &str, state: TaskState, limit: Duration) -> TaskStatus {
+        let task = TaskId::new(task);
+        self.wait(limit, &format!("{state} of {task}"), |e| match e {
+            SchedulerEvent::StatusUpdate(s) if s.task_id == task => {
+                assert!(
+                    s.state == state || !s.state.is_terminal(),
+                    "task {task} ended {} ({:?}: {:?})",
+                    s.state,
+                    s.reason,
+                    s.message
+                );
+                (s.state == state).then(|| s.clone())
+            }
+            _ => None,
+        })
+        .await
+    }
+
+    /// Asks for the task's state until the master answers, and returns that answer.
+    async fn reconcile(&mut self, task: &str, agent: &AgentId) -> TaskStatus {
+        let task = TaskId::new(task);
+        for _ in 0..40 {
+            self.driver
+                .reconcile(vec![(task.clone(), Some(agent.clone()))]);
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+            while let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                if let SchedulerEvent::StatusUpdate(s) = event {
+                    if s.task_id == task && s.reason == Some(TaskStatusReason::Reconciliation) {
+                        return s;
+                    }
+                }
+            }
+        }
+        panic!("no reconciliation answer for {task}");
+    }
+}
+
+fn info(name: &str, failover_s: f64) -> FrameworkInfo {
+    let mut info = FrameworkInfo::new(name, "test");
+    info.failover_timeout_s = failover_s;
+    info
+}
+
+#[actix_rt::test]
+async fn a_master_killed_and_restarted_keeps_the_running_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut children = Children::default();
+    let port = free_port();
+    let master_dir = dir.path().join("master");
+    let m = spawn_master(&mut children, port, &master_dir, &[]);
+    for i in 0..2 {
+        let work = dir.path().join(format!("agent-{i}"));
+        spawn_agent(&mut children, port, &work, "cpus:1;mem:256");
+    }
+    let master = master_upid(port);
+    let mut f = framework(&master, info("restart", 60.0)).await;
+    let agent = f.launch("t1", "cpus:0.5;mem:32", "sleep 3").await;
+    f.state("t1", TaskState::Running, Duration::from_secs(10))
+        .await;
+
+    children.kill(m);
+    spawn_master(&mut children, port, &master_dir, &[]);
+    let answer = f.reconcile("t1", &agent).await;
+    assert!(
+        matches!(answer.state, TaskState::Running | TaskState::Finished),
+        "after the restart the master says {}",
+        answer.state
+    );
+    f.state("t1", TaskState::Finished, Duration::from_secs(15))
+        .await;
+}
+
+#[actix_rt::test]
+async fn a_new_scheduler_takes_over_within_the_failover_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut children = Children::default();
+    let port = free_port();
+    spawn_master(&mut children, port, &dir.path().join("master"), &[]);
+    spawn_agent(
+        &mut children,
+        port,
+        &dir.path().join("agent"),
+        "cpus:1;mem:256",
+    );
+    let master = master_upid(port);
+    let mut first = framework(&master, info("failover", 30.0)).await;
+    first.launch("t1", "cpus:0.5;mem:32", "sleep 2").await;
+    first
+        .state("t1", TaskState::Running, Duration::from_secs(10))
+        .await;
+    let id = first.driver.framework_id().unwrap();
+    first.node.shutdown();
+    drop(first);
+
+    let mut again = info("failover", 30.0);
+    again.id = Some(id.clone());
+    let mut second = framework(&master, again).await;
+    second
+        .wait(Duration::from_secs(10), "reregistration", |e| match e {
+            SchedulerEvent::Reregistered { framework_id, .. } => {
+                assert_eq!(framework_id, &id);
+                Some(())
+            }
+            SchedulerEvent::Error(e) => panic!("refused: {e}"),
+            _ => None,
+        })
+        .await;
+    second
+        .state("t1", TaskState::Finished, Duration::from_secs(15))
+        .await;
+}
+
+#[actix_rt::test]
+async fn a_framework_that_does_not_fail_over_in_time_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut children = Children::default();
+    let port = free_port();
+    spawn_master(&mut children, port, &dir.path().join("master"), &[]);
+    spawn_agent(
+        &mut children,
+        port,
+        &dir.path().join("agent"),
+        "cpus:1;mem:256",
+    );
+    let master = master_upid(port);
+    let mut first = framework(&master, info("late", 1.0)).await;
+    first.launch("t1", "cpus:1;mem:256", "sleep 60").await;
+    first
+        .state("t1", TaskState::Running, Duration::from_secs(10))
+        .await;
+    let id = first.driver.framework_id().unwrap();
+    first.node.shutdown();
+    drop(first);
+
+    // Once it is removed its task is killed: the whole agent is offered to another framework.
+    let mut other = framework(&master, info("other", 0.0)).await;
+    let offers = other
+        .wait(Duration::from_secs(15), "a full offer", |e| match e {
+            SchedulerEvent::ResourceOffers(o) => Some(o.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        offers[0].resources,
+        Resources::parse("cpus:1;mem:256").unwrap()
+    );
+
+    let mut late = info("late", 1.0);
+    late.id = Some(id.clone());
+    let mut second = framework(&master, late).await;
+    let error = second
+        .wait(Duration::from_secs(10), "an error", |e| match e {
+            SchedulerEvent::Error(message) => Some(message.clone()),
+            SchedulerEvent::Reregistered { .. } => panic!("a removed framework came back"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(error, format!("framework {id} was removed"));
+}
+
+#[actix_rt::test]
+async fn a_silent_agent_is_lost_after_its_pings_and_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut children = Children::default();
+    let port = free_port();
+    let health = [
+        "--agent-ping-timeout",
+        "200ms",
+        "--max-agent-ping-timeouts",
+        "2",
+    ];
+    spawn_master(&mut children, port, &dir.path().join("master"), &health);
+    let a = spawn_agent(
+        &mut children,
+        port,
+        &dir.path().join("agent"),
+        "cpus:2;mem:256",
+    );
+    let master = master_upid(port);
+    let mut plain = framework(&master, info("plain", 60.0)).await;
+    let agent = plain.launch("t1", "cpus:1;mem:32", "sleep 5").await;
+    plain
+        .state("t1", TaskState::Running, Duration::from_secs(10))
+        .await;
+    let mut aware_info = info("aware", 60.0);
+    aware_info.partition_aware = true;
+    let mut aware = framework(&master, aware_info).await;
+    aware.launch("t2", "cpus:1;mem:32", "sleep 5").await;
+    aware
+        .state("t2", TaskState::Running, Duration::from_secs(10))
+        .await;
+
+    children.signal(a, libc::SIGSTOP);
+    let lost = plain
+        .wait(Duration::from_secs(10), "TASK_LOST", |e| match e {
+            SchedulerEvent::StatusUpdate(s) if s.task_id.as_str() == "t1" => {
+                assert_eq!(s.state, TaskState::Lost, "{s:?}");
+                Some(s.clone())
+            }
+            _ => None,
+        })
+        .await;
+    assert_eq!(lost.reason, Some(TaskStatusReason::AgentRemoved));
+    plain
+        .wait(Duration::from_secs(5), "AgentLost", |e| match e {
+            SchedulerEvent::AgentLost(id) if id == &agent => Some(()),
+            _ => None,
+        })
+        .await;
+    aware
+        .wait(Duration::from_secs(10), "TASK_UNREACHABLE", |e| match e {
+            SchedulerEvent::StatusUpdate(s) if s.task_id.as_str() == "t2" => {
+                assert_eq!(s.state, TaskState::Unreachable, "{s:?}");
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+
+    children.signal(a, libc::SIGCONT);
+    // Back: the master knows the task again (running, or finished by now).
+    let mut state = TaskState::Lost;
+    for _ in 0..20 {
+        state = aware.reconcile("t2", &agent).await.state;
+        if state != TaskState::Unreachable {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        matches!(state, TaskState::Running | TaskState::Finished),
+        "after it came back the master says {state}"
+    );
+    aware
+        .state("t2", TaskState::Finished, Duration::from_secs(15))
+        .await;
+}
