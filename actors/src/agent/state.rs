@@ -53,12 +53,18 @@ pub struct ExecutorRecord {
     pub queued: Vec<TaskInfo>,
     /// Every task it was given that the agent still tracks.
     pub tasks: BTreeSet<TaskId>,
+    /// The run of this executor (its sandbox and checkpoints are named after it).
+    pub run_id: String,
+    /// Taken back from checkpoints after an agent restart: not a child of this agent.
+    pub recovered: bool,
 }
 
 #[derive(Debug, Clone)]
 pub struct TaskRecord {
     pub task: TaskInfo,
     pub executor_id: ExecutorId,
+    /// The run of its executor.
+    pub run_id: String,
     pub state: TaskState,
     /// The uuid of its terminal update, once there is one.
     pub terminal_uuid: Option<[u8; 16]>,
@@ -149,6 +155,7 @@ impl AgentState {
         scheduler: Upid,
         task: TaskInfo,
         executor_program: &Path,
+        new_run_id: &str,
     ) -> Result<RunOutcome, StateError> {
         let info = match (&task.command, &task.executor) {
             (Some(_), None) => command_executor_info(executor_program, &framework_id, &task),
@@ -175,11 +182,17 @@ impl AgentState {
                 scheduler,
             },
         );
+        let run_id = self
+            .executors
+            .get(&key)
+            .map_or(new_run_id, |ex| ex.run_id.as_str())
+            .to_string();
         self.tasks.insert(
             task_key,
             TaskRecord {
                 task: task.clone(),
                 executor_id: info.executor_id.clone(),
+                run_id,
                 state: TaskState::Staging,
                 terminal_uuid: None,
                 latest: None,
@@ -208,6 +221,8 @@ impl AgentState {
                         sandbox: None,
                         queued: vec![task],
                         tasks,
+                        run_id: new_run_id.to_string(),
+                        recovered: false,
                     },
                 );
                 RunOutcome::Launch(info)
@@ -396,14 +411,33 @@ impl AgentState {
         how: &str,
         now_ms: u64,
     ) -> Option<(ExecutorRecord, Vec<TaskStatus>)> {
+        self.executor_ended(
+            key,
+            TaskState::Failed,
+            TaskStatusReason::ExecutorTerminated,
+            how,
+            now_ms,
+        )
+    }
+
+    /// Like [`AgentState::executor_exited`], with the state and reason given to unfinished
+    /// tasks (TASK_LOST with AgentRestarted for an executor killed because the agent restarted).
+    pub fn executor_ended(
+        &mut self,
+        key: &ExecutorKey,
+        state: TaskState,
+        reason: TaskStatusReason,
+        how: &str,
+        now_ms: u64,
+    ) -> Option<(ExecutorRecord, Vec<TaskStatus>)> {
         let ex = self.executors.remove(key)?;
         let mut statuses = Vec::new();
         for task_id in &ex.tasks {
             let task_key = (key.0.clone(), task_id.clone());
             if let Some(status) = self.make_terminal(
                 &task_key,
-                TaskState::Failed,
-                TaskStatusReason::ExecutorTerminated,
+                state,
+                reason,
                 format!("executor {} {how}", key.1),
                 now_ms,
             ) {
@@ -443,6 +477,74 @@ impl AgentState {
             }
         });
         groups
+    }
+
+    /// Takes back a framework from checkpoints.
+    pub fn recover_framework(&mut self, id: FrameworkId, info: FrameworkInfo, scheduler: Upid) {
+        self.frameworks
+            .insert(id, FrameworkRecord { info, scheduler });
+    }
+
+    /// Takes back an executor run from checkpoints; `live` when its process may still run
+    /// (otherwise only its tasks are taken back). Each task comes with its latest status.
+    pub fn recover_run(
+        &mut self,
+        key: ExecutorKey,
+        info: ExecutorInfo,
+        run_id: &str,
+        live: Option<(Option<Upid>, Option<i32>)>,
+        tasks: Vec<(TaskInfo, Option<TaskStatus>)>,
+    ) {
+        let mut ids = BTreeSet::new();
+        for (task, latest) in tasks {
+            let state = latest.as_ref().map_or(TaskState::Staging, |s| s.state);
+            let terminal_uuid = latest
+                .as_ref()
+                .filter(|s| s.state.is_terminal())
+                .map(|s| s.uuid.unwrap_or([0; 16]));
+            ids.insert(task.task_id.clone());
+            self.tasks.insert(
+                (key.0.clone(), task.task_id.clone()),
+                TaskRecord {
+                    task,
+                    executor_id: key.1.clone(),
+                    run_id: run_id.to_string(),
+                    state,
+                    terminal_uuid,
+                    latest,
+                },
+            );
+        }
+        if let Some((upid, pgid)) = live {
+            self.executors.insert(
+                key,
+                ExecutorRecord {
+                    info,
+                    upid,
+                    pgid,
+                    sandbox: None,
+                    queued: Vec::new(),
+                    tasks: ids,
+                    run_id: run_id.to_string(),
+                    recovered: true,
+                },
+            );
+        }
+    }
+
+    /// How many tasks the agent still tracks in this run of an executor.
+    pub fn tasks_of_run(&self, framework_id: &FrameworkId, ex: &ExecutorId, run: &str) -> usize {
+        self.tasks
+            .iter()
+            .filter(|((fw, _), t)| fw == framework_id && t.executor_id == *ex && t.run_id == run)
+            .count()
+    }
+
+    /// Whether the task has reached a terminal state.
+    pub fn is_terminal(&self, key: &TaskKey) -> bool {
+        self.tasks
+            .get(key)
+            .is_some_and(|t| t.terminal_uuid.is_some())
     }
 
     /// Every task, as reported when reregistering.
@@ -504,6 +606,7 @@ mod tests {
                 upid("scheduler"),
                 task,
                 Path::new("/bin/meso"),
+                "r1",
             )
             .unwrap()
     }
@@ -535,6 +638,7 @@ mod tests {
                 upid("scheduler"),
                 command_task("t1"),
                 Path::new("/bin/meso"),
+                "r2",
             ),
             Err(StateError::DuplicateTask(..))
         ));
@@ -711,7 +815,8 @@ mod tests {
                 fw(),
                 upid("s"),
                 bad,
-                Path::new("/m")
+                Path::new("/m"),
+                "r1"
             ),
             Err(StateError::InvalidTask(_))
         ));
