@@ -58,6 +58,8 @@ pub struct Agent {
     round: u64,
     /// Executors found alive after a restart, asked to reregister and not yet back.
     pub(super) awaiting_reregistration: std::collections::HashSet<ExecutorKey>,
+    /// Executor ends to tell the master once registered (they happened while disconnected).
+    exits_to_report: Vec<ExecutorExited>,
 }
 
 pub(super) fn start(node: &Node, config: AgentConfig) -> Result<Upid, AgentError> {
@@ -79,6 +81,7 @@ pub(super) fn start(node: &Node, config: AgentConfig) -> Result<Upid, AgentError
         registered: false,
         round: 0,
         awaiting_reregistration: Default::default(),
+        exits_to_report: Vec::new(),
     };
     let (upid, _) = node
         .actor::<Agent>(&config.name)
@@ -184,6 +187,9 @@ impl Agent {
         // Whatever was in flight while disconnected goes again now.
         for update in self.updates.in_flight() {
             self.process.send(self.master(), update);
+        }
+        for exited in std::mem::take(&mut self.exits_to_report) {
+            self.process.send(self.master(), exited);
         }
     }
 
@@ -403,7 +409,11 @@ impl Agent {
                 executor_id: key.1.clone(),
                 status: wait_status.unwrap_or(-1),
             };
-            self.process.send(self.master(), msg);
+            if self.registered {
+                self.process.send(self.master(), msg);
+            } else {
+                self.exits_to_report.push(msg);
+            }
         }
     }
 
