@@ -435,8 +435,14 @@ async fn cut_off_checkpoints_do_not_stop_the_agent() {
     let mut s = setup().await;
     s.start_agent();
     s.wait_registered().await;
-    s.run(task("t4", "sleep 30"), true);
+    s.run(task("t4", "echo $$ > pgid; sleep 30"), true);
     s.wait_state("t4", TaskState::Running).await;
+    let sandbox = only_dir(&s.executor_runs("t4"));
+    let task_group: i32 = wait_file(&sandbox.join("pgid"))
+        .await
+        .trim()
+        .parse()
+        .unwrap();
     let meta = s.meta_run("t4");
     let executor_group: i32 = wait_file_no_newline(&meta.join("forked.pid"))
         .await
@@ -444,6 +450,7 @@ async fn cut_off_checkpoints_do_not_stop_the_agent() {
         .unwrap();
     s.kill_agent();
     kill_group(executor_group);
+    kill_group(task_group);
     let updates = meta.join("tasks/t4/task.updates");
     let bytes = std::fs::read(&updates).unwrap();
     std::fs::write(&updates, &bytes[..bytes.len() / 2]).unwrap();
