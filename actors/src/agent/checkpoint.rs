@@ -438,7 +438,7 @@ mod tests {
                 &TaskId::new("t1"),
             )
             .unwrap();
-        fs::write(&info, &[1, 2, 3]).unwrap();
+        fs::write(&info, [1, 2, 3]).unwrap();
         assert!(c.recover().unwrap().runs[0].tasks.is_empty());
         fs::write(layout.latest_agent_path(), b"").unwrap();
         assert!(c.recover().is_none(), "no agent id: a fresh start");
