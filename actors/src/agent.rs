@@ -5,10 +5,13 @@
 //! - [`actor`]: the agent actor, its handler table and its timers.
 //! - [`state`]: pure bookkeeping of frameworks, executors and tasks.
 //! - [`status_updates`]: the pure status update manager (ordered, acknowledged, retried).
+//! - [`checkpoint`], [`recovery`]: what is written to disk, and taking it back after a restart.
 //! - [`sandbox`], [`launcher`], [`resources_detect`]: disk layout, child processes, resources.
 
 pub mod actor;
+pub mod checkpoint;
 pub mod launcher;
+pub mod recovery;
 pub mod resources_detect;
 pub mod sandbox;
 pub mod state;

@@ -1,6 +1,7 @@
 //! The agent actor: translates messages into calls on [`AgentState`] and the
 //! [`StatusUpdateManager`], and their decisions into sends, launches and kills.
 
+use super::checkpoint::{Checkpointer, RunPaths, StreamCheckpoint};
 use super::launcher;
 use super::sandbox::{self, Layout};
 use super::state::{AgentState, ExecutorKey, KillOutcome, RunOutcome, TaskKey};
@@ -46,14 +47,19 @@ impl Message for ExecutorProcessExited {
 }
 
 pub struct Agent {
-    config: AgentConfig,
-    process: Process,
-    layout: Layout,
-    state: AgentState,
-    updates: StatusUpdateManager,
-    registered: bool,
+    pub(super) config: AgentConfig,
+    pub(super) process: Process,
+    pub(super) layout: Layout,
+    pub(super) checkpointer: Checkpointer,
+    pub(super) state: AgentState,
+    pub(super) updates: StatusUpdateManager,
+    pub(super) registered: bool,
     /// Bumped each time registration starts over; older retry timers stop.
     round: u64,
+    /// Executors found alive after a restart, asked to reregister and not yet back.
+    pub(super) awaiting_reregistration: std::collections::HashSet<ExecutorKey>,
+    /// Executor ends to tell the master once registered (they happened while disconnected).
+    exits_to_report: Vec<ExecutorExited>,
 }
 
 pub(super) fn start(node: &Node, config: AgentConfig) -> Result<Upid, AgentError> {
@@ -64,14 +70,18 @@ pub(super) fn start(node: &Node, config: AgentConfig) -> Result<Upid, AgentError
     let process = node
         .process(&config.name)
         .map_err(meso::process::ProcessError::from)?;
+    let layout = Layout::new(config.work_dir.clone());
     let agent = Agent {
-        layout: Layout::new(config.work_dir.clone()),
+        checkpointer: Checkpointer::new(layout.clone()),
+        layout,
         config: config.clone(),
         process,
         state: AgentState::new(),
         updates: StatusUpdateManager::new(),
         registered: false,
         round: 0,
+        awaiting_reregistration: Default::default(),
+        exits_to_report: Vec::new(),
     };
     let (upid, _) = node
         .actor::<Agent>(&config.name)
@@ -85,6 +95,7 @@ pub(super) fn start(node: &Node, config: AgentConfig) -> Result<Upid, AgentError
         .handle::<Ping>()
         .handle::<RegisterExecutor>()
         .handle::<ExecutorStatusUpdate>()
+        .handle::<ReregisterExecutor>()
         .exited()
         .start(agent)?;
     Ok(upid)
@@ -95,12 +106,13 @@ impl Actor for Agent {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         tracing::info!(agent = %self.process.me(), master = %self.config.master, "agent started");
+        self.recover(ctx);
         self.start_registering(ctx);
     }
 }
 
 impl Agent {
-    fn master(&self) -> &Upid {
+    pub(super) fn master(&self) -> &Upid {
         &self.config.master
     }
 
@@ -112,7 +124,7 @@ impl Agent {
         true
     }
 
-    fn agent_info(&self) -> AgentInfo {
+    pub(super) fn agent_info(&self) -> AgentInfo {
         AgentInfo {
             id: self.state.agent_id.clone(),
             hostname: self.config.hostname.clone(),
@@ -164,6 +176,11 @@ impl Agent {
             return;
         }
         tracing::info!(%agent_id, "{what}");
+        let mut info = self.agent_info();
+        info.id = Some(agent_id.clone());
+        if let Err(e) = self.checkpointer.agent(&info, &agent_id) {
+            tracing::error!("cannot checkpoint the agent: {e}");
+        }
         self.state.agent_id = Some(agent_id);
         self.registered = true;
         self.process.link(&self.config.master.clone());
@@ -171,11 +188,14 @@ impl Agent {
         for update in self.updates.in_flight() {
             self.process.send(self.master(), update);
         }
+        for exited in std::mem::take(&mut self.exits_to_report) {
+            self.process.send(self.master(), exited);
+        }
     }
 
     // ---- status updates ----
 
-    fn send_update(&mut self, send: Send, ctx: &mut Context<Self>) {
+    pub(super) fn send_update(&mut self, send: Send, ctx: &mut Context<Self>) {
         let key = (
             send.update.framework_id.clone(),
             send.update.status.task_id.clone(),
@@ -193,8 +213,43 @@ impl Agent {
         });
     }
 
-    /// Hands an update to the status update manager; returns what it made of it.
-    fn forward(
+    /// Where the checkpoints of a run go (once the agent has an id).
+    pub(super) fn run_paths(
+        &self,
+        fw: &FrameworkId,
+        ex: &ExecutorId,
+        run: &str,
+    ) -> Option<RunPaths> {
+        Some(RunPaths {
+            agent: self.state.agent_id.clone()?,
+            framework: fw.clone(),
+            executor: ex.clone(),
+            run: run.to_string(),
+        })
+    }
+
+    /// Writes the status update stream of a task to disk.
+    pub(super) fn checkpoint_stream(&self, key: &TaskKey) {
+        let Some(task) = self.state.task(key) else {
+            return;
+        };
+        let Some(run) = self.run_paths(&key.0, &task.executor_id, &task.run_id) else {
+            return;
+        };
+        let (pending, acked) = self.updates.snapshot(key);
+        let stream = StreamCheckpoint {
+            pending,
+            acked,
+            latest: task.latest.clone(),
+        };
+        if let Err(e) = self.checkpointer.stream(&run, &key.1, &stream) {
+            tracing::error!(task = %key.1, "cannot checkpoint status updates: {e}");
+        }
+    }
+
+    /// Hands an update to the status update manager, which checkpoints it before it is sent;
+    /// returns what it made of it.
+    pub(super) fn forward(
         &mut self,
         framework_id: FrameworkId,
         executor_id: Option<ExecutorId>,
@@ -202,10 +257,14 @@ impl Agent {
         status: TaskStatus,
         ctx: &mut Context<Self>,
     ) -> Option<Admitted> {
-        match self
+        let key = (framework_id.clone(), status.task_id.clone());
+        let admitted = self
             .updates
-            .update(framework_id, executor_id, source, status)
-        {
+            .update(framework_id, executor_id, source, status);
+        if matches!(admitted, Ok(Admitted::SendNow(_) | Admitted::Queued)) {
+            self.checkpoint_stream(&key);
+        }
+        match admitted {
             Ok(Admitted::SendNow(send)) => {
                 self.send_update(send.clone(), ctx);
                 Some(Admitted::SendNow(send))
@@ -218,7 +277,7 @@ impl Agent {
         }
     }
 
-    fn agent_made(
+    pub(super) fn agent_made(
         &mut self,
         framework_id: &FrameworkId,
         status: TaskStatus,
@@ -244,6 +303,12 @@ impl Agent {
                 let pgid = launched.pgid;
                 tracing::info!(executor = %key.1, framework = %key.0, pgid, sandbox = %sandbox.display(), "executor launched");
                 self.state.launched(&key, pgid, sandbox);
+                let run = self.state.executor(&key).map(|e| e.run_id.clone());
+                if let Some(run) = run.and_then(|r| self.run_paths(&key.0, &key.1, &r)) {
+                    if let Err(e) = self.checkpointer.forked_pid(&run, pgid) {
+                        tracing::error!(executor = %key.1, "cannot checkpoint the executor's pid: {e}");
+                    }
+                }
                 let addr = ctx.address();
                 let mut child = launched.child;
                 actix::spawn(async move {
@@ -268,9 +333,13 @@ impl Agent {
             .agent_id
             .clone()
             .ok_or("the agent has no id yet")?;
+        let run_id = self
+            .state
+            .executor(key)
+            .map_or_else(sandbox::new_run_id, |e| e.run_id.clone());
         let sandbox = self
             .layout
-            .create_sandbox(&agent_id, &key.0, &key.1, &sandbox::new_run_id())
+            .create_sandbox(&agent_id, &key.0, &key.1, &run_id)
             .map_err(|e| format!("cannot create the sandbox: {e}"))?;
         let dir = sandbox.display().to_string();
         let env = vec![
@@ -298,11 +367,40 @@ impl Agent {
         wait_status: Option<i32>,
         ctx: &mut Context<Self>,
     ) {
-        let Some((_, statuses)) = self.state.executor_exited(key, how, now_ms()) else {
+        let gone = (TaskState::Failed, TaskStatusReason::ExecutorTerminated, how);
+        self.executor_ended(key, gone, wait_status, true, ctx);
+    }
+
+    /// The executor is gone: its unfinished tasks get `state` with `reason`, its run is marked
+    /// ended on disk, and the master hears of it when `tell_master`.
+    pub(super) fn executor_ended(
+        &mut self,
+        key: &ExecutorKey,
+        (state, reason, how): (TaskState, TaskStatusReason, &str),
+        wait_status: Option<i32>,
+        tell_master: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        self.awaiting_reregistration.remove(key);
+        let Some((ex, statuses)) = self.state.executor_ended(key, state, reason, how, now_ms())
+        else {
             return;
         };
         for status in statuses {
             self.agent_made(&key.0, status, ctx);
+        }
+        if let Some(run) = self.run_paths(&key.0, &key.1, &ex.run_id) {
+            let result = if self.state.tasks_of_run(&key.0, &key.1, &ex.run_id) == 0 {
+                self.checkpointer.remove_run(&run)
+            } else {
+                self.checkpointer.executor_exited(&run)
+            };
+            if let Err(e) = result {
+                tracing::error!(executor = %key.1, "cannot checkpoint the executor's end: {e}");
+            }
+        }
+        if !tell_master {
+            return;
         }
         if let Some(agent_id) = self.state.agent_id.clone() {
             let msg = ExecutorExited {
@@ -311,11 +409,15 @@ impl Agent {
                 executor_id: key.1.clone(),
                 status: wait_status.unwrap_or(-1),
             };
-            self.process.send(self.master(), msg);
+            if self.registered {
+                self.process.send(self.master(), msg);
+            } else {
+                self.exits_to_report.push(msg);
+            }
         }
     }
 
-    fn kill_group(pgid: i32, grace: Duration) {
+    pub(super) fn kill_group(pgid: i32, grace: Duration) {
         actix::spawn(async move {
             if let Err(e) = launcher::kill_group(pgid, grace).await {
                 tracing::warn!("cannot kill process group {pgid}: {e}");
@@ -358,6 +460,8 @@ impl Handler<Exited> for Agent {
         if m.0 == self.config.master {
             tracing::warn!(master = %m.0, "lost the master; registering again");
             self.start_registering(ctx);
+        } else {
+            self.executor_link_exited(&m.0, ctx);
         }
     }
 }
@@ -394,13 +498,23 @@ impl Handler<Incoming<RunTask>> for Agent {
         } = m.msg;
         let task_id = task.task_id.clone();
         let program = self.config.executor_program.clone();
-        match self.state.run_task(
-            framework,
+        let known = self.state.framework(&framework_id);
+        let framework_changed =
+            known.is_none_or(|f| f.scheduler != scheduler || f.info != framework);
+        let outcome = self.state.run_task(
+            framework.clone(),
             framework_id.clone(),
-            scheduler,
+            scheduler.clone(),
             task.clone(),
             &program,
-        ) {
+            &sandbox::new_run_id(),
+        );
+        if outcome.is_ok() {
+            let new_executor = matches!(outcome, Ok(RunOutcome::Launch(_)));
+            let framework = framework_changed.then_some((&framework, &scheduler));
+            self.checkpoint_run_task(&framework_id, &task, framework, new_executor);
+        }
+        match outcome {
             Ok(RunOutcome::Launch(info)) => {
                 let key = (framework_id, info.executor_id.clone());
                 self.launch_executor(key, info, ctx);
@@ -443,6 +557,11 @@ impl Handler<Incoming<RegisterExecutor>> for Agent {
             agent_info: self.agent_info(),
         };
         tracing::info!(executor = %key.1, from = %m.from, "executor registered");
+        if let Some(run) = self.run_paths(&key.0, &key.1, &ex.run_id) {
+            if let Err(e) = self.checkpointer.executor_upid(&run, &m.from) {
+                tracing::error!(executor = %key.1, "cannot checkpoint the executor's address: {e}");
+            }
+        }
         self.process.send(&m.from, msg);
         for task in tasks {
             let framework_id = key.0.clone();
@@ -458,47 +577,10 @@ impl Handler<Incoming<ExecutorStatusUpdate>> for Agent {
         let ExecutorStatusUpdate {
             framework_id,
             executor_id,
-            mut status,
-        } = m.msg;
-        let key = (framework_id.clone(), executor_id.clone());
-        let registered_from = self.state.executor(&key).and_then(|e| e.upid.as_ref());
-        if registered_from != Some(&m.from) {
-            tracing::warn!(
-                "ignoring ExecutorStatusUpdate from {}: not the registered executor {executor_id}",
-                m.from
-            );
-            return;
-        }
-        let Some(uuid) = status.uuid else {
-            tracing::warn!("ignoring ExecutorStatusUpdate from {}: no uuid", m.from);
-            return;
-        };
-        status.agent_id = status.agent_id.or(self.state.agent_id.clone());
-        status.executor_id = Some(executor_id.clone());
-        if let Err(e) = self
-            .state
-            .record_update(&framework_id, Some(&executor_id), &status)
-        {
-            tracing::warn!("ignoring ExecutorStatusUpdate from {}: {e}", m.from);
-            return;
-        }
-        let task_id = status.task_id.clone();
-        tracing::debug!(task = %task_id, state = %status.state, "status update from the executor");
-        let admitted = self.forward(
-            framework_id.clone(),
-            Some(executor_id),
-            StatusSource::Executor,
             status,
-            ctx,
-        );
-        if admitted == Some(Admitted::AlreadyAcked) {
-            let ack = ExecutorStatusAck {
-                framework_id,
-                task_id,
-                uuid,
-            };
-            self.process.send(&m.from, ack);
-        }
+        } = m.msg;
+        let key = (framework_id, executor_id);
+        self.executor_update(&m.from, &key, status, "ExecutorStatusUpdate", ctx);
     }
 }
 
@@ -528,12 +610,12 @@ impl Handler<Incoming<StatusUpdateAcknowledgement>> for Agent {
             }
         }
         match acked.next {
-            Some(next) => self.send_update(next, ctx),
-            None if acked.acked.status.state.is_terminal() => {
-                self.state.forget_task(&key);
-                self.updates.forget(&key);
+            Some(next) => {
+                self.checkpoint_stream(&key);
+                self.send_update(next, ctx);
             }
-            None => {}
+            None if acked.acked.status.state.is_terminal() => self.task_done(&key),
+            None => self.checkpoint_stream(&key),
         }
     }
 }

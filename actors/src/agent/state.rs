@@ -53,12 +53,18 @@ pub struct ExecutorRecord {
     pub queued: Vec<TaskInfo>,
     /// Every task it was given that the agent still tracks.
     pub tasks: BTreeSet<TaskId>,
+    /// The run of this executor (its sandbox and checkpoints are named after it).
+    pub run_id: String,
+    /// Taken back from checkpoints after an agent restart: not a child of this agent.
+    pub recovered: bool,
 }
 
 #[derive(Debug, Clone)]
 pub struct TaskRecord {
     pub task: TaskInfo,
     pub executor_id: ExecutorId,
+    /// The run of its executor.
+    pub run_id: String,
     pub state: TaskState,
     /// The uuid of its terminal update, once there is one.
     pub terminal_uuid: Option<[u8; 16]>,
@@ -149,6 +155,7 @@ impl AgentState {
         scheduler: Upid,
         task: TaskInfo,
         executor_program: &Path,
+        new_run_id: &str,
     ) -> Result<RunOutcome, StateError> {
         let info = match (&task.command, &task.executor) {
             (Some(_), None) => command_executor_info(executor_program, &framework_id, &task),
@@ -175,11 +182,17 @@ impl AgentState {
                 scheduler,
             },
         );
+        let run_id = self
+            .executors
+            .get(&key)
+            .map_or(new_run_id, |ex| ex.run_id.as_str())
+            .to_string();
         self.tasks.insert(
             task_key,
             TaskRecord {
                 task: task.clone(),
                 executor_id: info.executor_id.clone(),
+                run_id,
                 state: TaskState::Staging,
                 terminal_uuid: None,
                 latest: None,
@@ -208,6 +221,8 @@ impl AgentState {
                         sandbox: None,
                         queued: vec![task],
                         tasks,
+                        run_id: new_run_id.to_string(),
+                        recovered: false,
                     },
                 );
                 RunOutcome::Launch(info)
@@ -396,14 +411,33 @@ impl AgentState {
         how: &str,
         now_ms: u64,
     ) -> Option<(ExecutorRecord, Vec<TaskStatus>)> {
+        self.executor_ended(
+            key,
+            TaskState::Failed,
+            TaskStatusReason::ExecutorTerminated,
+            how,
+            now_ms,
+        )
+    }
+
+    /// Like [`AgentState::executor_exited`], with the state and reason given to unfinished
+    /// tasks (TASK_LOST with AgentRestarted for an executor killed because the agent restarted).
+    pub fn executor_ended(
+        &mut self,
+        key: &ExecutorKey,
+        state: TaskState,
+        reason: TaskStatusReason,
+        how: &str,
+        now_ms: u64,
+    ) -> Option<(ExecutorRecord, Vec<TaskStatus>)> {
         let ex = self.executors.remove(key)?;
         let mut statuses = Vec::new();
         for task_id in &ex.tasks {
             let task_key = (key.0.clone(), task_id.clone());
             if let Some(status) = self.make_terminal(
                 &task_key,
-                TaskState::Failed,
-                TaskStatusReason::ExecutorTerminated,
+                state,
+                reason,
                 format!("executor {} {how}", key.1),
                 now_ms,
             ) {
@@ -445,6 +479,74 @@ impl AgentState {
         groups
     }
 
+    /// Takes back a framework from checkpoints.
+    pub fn recover_framework(&mut self, id: FrameworkId, info: FrameworkInfo, scheduler: Upid) {
+        self.frameworks
+            .insert(id, FrameworkRecord { info, scheduler });
+    }
+
+    /// Takes back an executor run from checkpoints; `live` when its process may still run
+    /// (otherwise only its tasks are taken back). Each task comes with its latest status.
+    pub fn recover_run(
+        &mut self,
+        key: ExecutorKey,
+        info: ExecutorInfo,
+        run_id: &str,
+        live: Option<(Option<Upid>, Option<i32>)>,
+        tasks: Vec<(TaskInfo, Option<TaskStatus>)>,
+    ) {
+        let mut ids = BTreeSet::new();
+        for (task, latest) in tasks {
+            let state = latest.as_ref().map_or(TaskState::Staging, |s| s.state);
+            let terminal_uuid = latest
+                .as_ref()
+                .filter(|s| s.state.is_terminal())
+                .map(|s| s.uuid.unwrap_or([0; 16]));
+            ids.insert(task.task_id.clone());
+            self.tasks.insert(
+                (key.0.clone(), task.task_id.clone()),
+                TaskRecord {
+                    task,
+                    executor_id: key.1.clone(),
+                    run_id: run_id.to_string(),
+                    state,
+                    terminal_uuid,
+                    latest,
+                },
+            );
+        }
+        if let Some((upid, pgid)) = live {
+            self.executors.insert(
+                key,
+                ExecutorRecord {
+                    info,
+                    upid,
+                    pgid,
+                    sandbox: None,
+                    queued: Vec::new(),
+                    tasks: ids,
+                    run_id: run_id.to_string(),
+                    recovered: true,
+                },
+            );
+        }
+    }
+
+    /// How many tasks the agent still tracks in this run of an executor.
+    pub fn tasks_of_run(&self, framework_id: &FrameworkId, ex: &ExecutorId, run: &str) -> usize {
+        self.tasks
+            .iter()
+            .filter(|((fw, _), t)| fw == framework_id && t.executor_id == *ex && t.run_id == run)
+            .count()
+    }
+
+    /// Whether the task has reached a terminal state.
+    pub fn is_terminal(&self, key: &TaskKey) -> bool {
+        self.tasks
+            .get(key)
+            .is_some_and(|t| t.terminal_uuid.is_some())
+    }
+
     /// Every task, as reported when reregistering.
     pub fn agent_tasks(&self) -> Vec<AgentTask> {
         self.tasks
@@ -476,244 +578,5 @@ impl AgentState {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fw() -> FrameworkId {
-        FrameworkId::new("fw")
-    }
-
-    fn upid(name: &str) -> Upid {
-        Upid::new(name, "127.0.0.1:5050".parse().unwrap()).unwrap()
-    }
-
-    fn command_task(id: &str) -> TaskInfo {
-        TaskInfo::command(
-            TaskId::new(id),
-            AgentId::new("a"),
-            Resources::new(),
-            CommandInfo::shell("true"),
-        )
-    }
-
-    fn run(state: &mut AgentState, task: TaskInfo) -> RunOutcome {
-        state
-            .run_task(
-                FrameworkInfo::new("f", "u"),
-                fw(),
-                upid("scheduler"),
-                task,
-                Path::new("/bin/meso"),
-            )
-            .unwrap()
-    }
-
-    fn update(state: TaskState, task: &str) -> TaskStatus {
-        TaskStatus::new(TaskId::new(task), state, 1).reliable()
-    }
-
-    fn ex_key(id: &str) -> ExecutorKey {
-        (fw(), ExecutorId::new(id))
-    }
-
-    fn task_key(id: &str) -> TaskKey {
-        (fw(), TaskId::new(id))
-    }
-
-    #[test]
-    fn a_command_task_gets_its_own_executor_named_after_it() {
-        let mut s = AgentState::new();
-        let RunOutcome::Launch(info) = run(&mut s, command_task("t1")) else {
-            panic!("a new executor is launched")
-        };
-        assert_eq!(info.executor_id, ExecutorId::new("t1"));
-        assert_eq!(info.command.arguments, ["/bin/meso", "executor"]);
-        assert!(matches!(
-            s.run_task(
-                FrameworkInfo::new("f", "u"),
-                fw(),
-                upid("scheduler"),
-                command_task("t1"),
-                Path::new("/bin/meso"),
-            ),
-            Err(StateError::DuplicateTask(..))
-        ));
-        s.launched(&ex_key("t1"), 4242, PathBuf::from("/tmp/x"));
-        let tasks = s
-            .register_executor(&ex_key("t1"), upid("executor"))
-            .unwrap();
-        assert_eq!(tasks, vec![command_task("t1")]);
-        // The answer was lost and the executor asks again: nothing is sent twice.
-        assert!(s
-            .register_executor(&ex_key("t1"), upid("executor"))
-            .unwrap()
-            .is_empty());
-        assert!(matches!(
-            s.register_executor(&ex_key("t1"), upid("impostor")),
-            Err(StateError::AlreadyRegistered(..))
-        ));
-    }
-
-    #[test]
-    fn tasks_of_a_custom_executor_queue_until_it_registers() {
-        let mut s = AgentState::new();
-        let custom = |id: &str| {
-            let mut t = command_task(id);
-            t.command = None;
-            t.executor = Some(ExecutorInfo {
-                executor_id: ExecutorId::new("ex"),
-                framework_id: fw(),
-                command: CommandInfo::shell("./my-executor"),
-                resources: Resources::new(),
-                name: "mine".into(),
-            });
-            t
-        };
-        assert!(matches!(run(&mut s, custom("a")), RunOutcome::Launch(_)));
-        assert_eq!(run(&mut s, custom("b")), RunOutcome::Queued);
-        let sent = s.register_executor(&ex_key("ex"), upid("ex")).unwrap();
-        assert_eq!(sent.len(), 2);
-        assert_eq!(run(&mut s, custom("c")), RunOutcome::Send(upid("ex")));
-    }
-
-    /// Mesos: a kill before the executor registered is answered TASK_KILLED by the agent, and the
-    /// task is never handed to the executor; an executor left with nothing is killed.
-    #[test]
-    fn kill_before_registration() {
-        let mut s = AgentState::new();
-        run(&mut s, command_task("t1"));
-        s.launched(&ex_key("t1"), 4242, PathBuf::from("/tmp/x"));
-        let KillOutcome::KilledBeforeLaunch {
-            status, kill_group, ..
-        } = s.kill_task(&task_key("t1"), 5)
-        else {
-            panic!("killed by the agent")
-        };
-        assert_eq!(status.state, TaskState::Killed);
-        assert!(status.uuid.is_some());
-        assert_eq!(kill_group, Some(4242));
-        assert!(s
-            .register_executor(&ex_key("t1"), upid("late"))
-            .unwrap()
-            .is_empty());
-        assert_eq!(
-            s.kill_task(&task_key("t1"), 6),
-            KillOutcome::AlreadyTerminal
-        );
-        // Its executor dies afterwards: no second terminal update.
-        let (_, statuses) = s.executor_exited(&ex_key("t1"), "was killed", 7).unwrap();
-        assert!(statuses.is_empty());
-        assert_eq!(s.kill_task(&task_key("nope"), 8), KillOutcome::UnknownTask);
-    }
-
-    #[test]
-    fn kill_of_a_launched_task_asks_the_executor() {
-        let mut s = AgentState::new();
-        run(&mut s, command_task("t1"));
-        s.register_executor(&ex_key("t1"), upid("ex")).unwrap();
-        assert_eq!(
-            s.kill_task(&task_key("t1"), 5),
-            KillOutcome::AskExecutor {
-                executor: ex_key("t1"),
-                upid: upid("ex")
-            }
-        );
-        s.launched(&ex_key("t1"), 77, PathBuf::from("/x"));
-        let (status, pgid) = s.kill_timed_out(&task_key("t1"), 9).unwrap();
-        assert_eq!((status.state, pgid), (TaskState::Killed, 77));
-        assert!(s.kill_timed_out(&task_key("t1"), 10).is_none());
-    }
-
-    /// Flow 8: only tasks without a terminal update get TASK_FAILED when their executor dies.
-    #[test]
-    fn executor_death_fails_only_unfinished_tasks() {
-        let mut s = AgentState::new();
-        let custom = |id: &str| {
-            let mut t = command_task(id);
-            t.command = None;
-            t.executor = Some(ExecutorInfo {
-                executor_id: ExecutorId::new("ex"),
-                framework_id: fw(),
-                command: CommandInfo::shell("./x"),
-                resources: Resources::new(),
-                name: String::new(),
-            });
-            t
-        };
-        run(&mut s, custom("done"));
-        run(&mut s, custom("busy"));
-        s.register_executor(&ex_key("ex"), upid("ex")).unwrap();
-        let ex = ExecutorId::new("ex");
-        s.record_update(&fw(), Some(&ex), &update(TaskState::Running, "busy"))
-            .unwrap();
-        s.record_update(&fw(), Some(&ex), &update(TaskState::Finished, "done"))
-            .unwrap();
-        let (_, statuses) = s
-            .executor_exited(&ex_key("ex"), "terminated by signal 9", 3)
-            .unwrap();
-        assert_eq!(statuses.len(), 1);
-        let failed = &statuses[0];
-        assert_eq!(failed.task_id, TaskId::new("busy"));
-        assert_eq!(failed.state, TaskState::Failed);
-        assert_eq!(failed.reason, Some(TaskStatusReason::ExecutorTerminated));
-        assert!(failed.message.contains("signal 9"));
-        assert!(s.executor_exited(&ex_key("ex"), "again", 4).is_none());
-    }
-
-    /// A command executor that exits 0 after TASK_FINISHED: exactly one terminal update.
-    #[test]
-    fn exit_after_finished_makes_no_failure() {
-        let mut s = AgentState::new();
-        run(&mut s, command_task("t1"));
-        s.register_executor(&ex_key("t1"), upid("ex")).unwrap();
-        let ex = ExecutorId::new("t1");
-        let finished = update(TaskState::Finished, "t1");
-        s.record_update(&fw(), Some(&ex), &update(TaskState::Running, "t1"))
-            .unwrap();
-        s.record_update(&fw(), Some(&ex), &finished).unwrap();
-        // The same update again (a resend) is fine; another terminal one is refused.
-        s.record_update(&fw(), Some(&ex), &finished).unwrap();
-        assert_eq!(
-            s.record_update(&fw(), Some(&ex), &update(TaskState::Failed, "t1")),
-            Err(StateError::AlreadyTerminal(TaskId::new("t1")))
-        );
-        let (_, statuses) = s
-            .executor_exited(&ex_key("t1"), "exited with status 0", 3)
-            .unwrap();
-        assert!(statuses.is_empty());
-        assert_eq!(s.task(&task_key("t1")).unwrap().state, TaskState::Finished);
-        assert!(s.forget_task(&task_key("t1")));
-        assert!(s.task(&task_key("t1")).is_none());
-    }
-
-    #[test]
-    fn updates_from_the_wrong_executor_or_for_unknown_tasks_are_refused() {
-        let mut s = AgentState::new();
-        run(&mut s, command_task("t1"));
-        assert!(matches!(
-            s.record_update(
-                &fw(),
-                Some(&ExecutorId::new("other")),
-                &update(TaskState::Running, "t1")
-            ),
-            Err(StateError::WrongExecutor(..))
-        ));
-        assert!(matches!(
-            s.record_update(&fw(), None, &update(TaskState::Running, "zzz")),
-            Err(StateError::UnknownTask(..))
-        ));
-        assert!(!s.forget_task(&task_key("t1")), "not terminal");
-        let mut bad = command_task("t2");
-        bad.command = None;
-        assert!(matches!(
-            s.run_task(
-                FrameworkInfo::new("f", "u"),
-                fw(),
-                upid("s"),
-                bad,
-                Path::new("/m")
-            ),
-            Err(StateError::InvalidTask(_))
-        ));
-    }
-}
+#[path = "state_tests.rs"]
+mod tests;

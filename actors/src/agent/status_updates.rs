@@ -185,6 +185,55 @@ impl StatusUpdateManager {
         }
     }
 
+    /// Whether the stream of the task knows `uuid` already: `AlreadyAcked` or `Duplicate`.
+    pub fn seen(&self, key: &StreamKey, uuid: [u8; 16]) -> Option<Admitted> {
+        let stream = self.streams.get(key)?;
+        if stream.acked.contains(&uuid) {
+            Some(Admitted::AlreadyAcked)
+        } else if stream.holds(uuid) {
+            Some(Admitted::Duplicate)
+        } else {
+            None
+        }
+    }
+
+    /// The stream of a task as it is checkpointed: pending updates (oldest first) and the
+    /// acknowledged uuids remembered.
+    pub fn snapshot(&self, key: &StreamKey) -> (Vec<StatusUpdate>, Vec<[u8; 16]>) {
+        self.streams.get(key).map_or((Vec::new(), Vec::new()), |s| {
+            (
+                s.queue.iter().cloned().collect(),
+                s.acked.iter().copied().collect(),
+            )
+        })
+    }
+
+    /// Takes back a checkpointed stream; returns its head, to send now (and retry).
+    pub fn restore(
+        &mut self,
+        key: StreamKey,
+        pending: Vec<StatusUpdate>,
+        acked: Vec<[u8; 16]>,
+    ) -> Option<Send> {
+        let mut stream = Stream {
+            queue: pending
+                .into_iter()
+                .filter(|u| u.status.uuid.is_some())
+                .collect(),
+            backoff: RETRY_MIN,
+            acked: acked.into_iter().collect(),
+        };
+        while stream.acked.len() > ACKED_MEMORY {
+            stream.acked.pop_front();
+        }
+        let head = stream.queue.front().map(|u| Send {
+            update: u.clone(),
+            retry_in: RETRY_MIN,
+        });
+        self.streams.insert(key, stream);
+        head
+    }
+
     /// Drops every stream of a framework (it is shut down: nobody will acknowledge).
     pub fn forget_framework(&mut self, framework_id: &FrameworkId) {
         self.streams.retain(|(fw, _), _| fw != framework_id);
@@ -318,5 +367,39 @@ mod tests {
         add(&mut m, &status(TaskState::Running));
         m.forget_framework(&FrameworkId::new("fw"));
         assert!(m.in_flight().is_empty());
+    }
+
+    /// A stream written out and read back goes on where it was.
+    #[test]
+    fn a_restored_stream_goes_on() {
+        let mut m = StatusUpdateManager::new();
+        let (a, b, c) = (
+            status(TaskState::Starting),
+            status(TaskState::Running),
+            status(TaskState::Finished),
+        );
+        add(&mut m, &a);
+        add(&mut m, &b);
+        add(&mut m, &c);
+        m.ack(&key(), uuid(&a)).unwrap();
+        assert_eq!(m.seen(&key(), uuid(&a)), Some(Admitted::AlreadyAcked));
+        assert_eq!(m.seen(&key(), uuid(&c)), Some(Admitted::Duplicate));
+        assert_eq!(m.seen(&key(), new_uuid()), None);
+        let (pending, acked) = m.snapshot(&key());
+        let mut again = StatusUpdateManager::new();
+        let head = again.restore(key(), pending, acked).unwrap();
+        assert_eq!(head.update.status, b);
+        assert_eq!(add(&mut again, &a), Admitted::AlreadyAcked);
+        assert_eq!(add(&mut again, &c), Admitted::Duplicate);
+        assert_eq!(
+            again
+                .ack(&key(), uuid(&b))
+                .unwrap()
+                .next
+                .unwrap()
+                .update
+                .status,
+            c
+        );
     }
 }

@@ -56,7 +56,8 @@ fn exit_later(driver: &ExecutorDriver) {
     let driver = driver.clone();
     actix::spawn(async move {
         tokio::time::sleep(EXIT_AFTER_TERMINAL).await;
-        driver.stop();
+        // An agent that is away (restarting) gets the end when it is back.
+        driver.stop_when_connected();
     });
 }
 

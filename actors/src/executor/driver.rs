@@ -11,8 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const REGISTER_MIN: Duration = Duration::from_millis(500);
 const REGISTER_MAX: Duration = Duration::from_secs(8);
-/// How long an executor waits for its agent to come back before it shuts down.
-pub const RECOVERY_TIMEOUT: Duration = Duration::from_secs(15);
+/// After reregistering with a restarted agent, how long a stop asked for while the agent was
+/// away waits for the last acknowledgements.
+const STOP_AFTER_REREGISTER: Duration = Duration::from_secs(5);
 /// Exit code when the agent is lost for good.
 const EXIT_AGENT_LOST: i32 = 1;
 
@@ -90,6 +91,13 @@ impl ExecutorDriver {
         self.addr.do_send(Local::FrameworkMessage(data));
     }
 
+    /// Stops the driver (exit code 0) now if the agent is connected; otherwise once the agent
+    /// came back and had a few seconds to acknowledge what was sent while it was away, or when
+    /// the recovery timeout ends the executor anyway.
+    pub fn stop_when_connected(&self) {
+        self.addr.do_send(Local::StopWhenConnected);
+    }
+
     /// Stops the driver; the process exits with code 0.
     pub fn stop(&self) {
         self.addr.do_send(Local::Stop(0));
@@ -118,6 +126,7 @@ enum Local {
     Status(TaskStatus),
     FrameworkMessage(Vec<u8>),
     Stop(i32),
+    StopWhenConnected,
 }
 
 impl Message for Local {
@@ -131,7 +140,15 @@ pub struct ExecutorActor {
     registered: bool,
     /// Updates the agent has not acknowledged yet, oldest first.
     unacked: Vec<TaskStatus>,
+    /// Tasks launched and not yet done (terminal update acknowledged), for reregistration.
+    tasks: Vec<TaskInfo>,
+    /// Whether the agent checkpoints this framework (learnt at registration).
+    checkpoint: bool,
     connected: bool,
+    /// Bumped at each disconnection; older recovery timers do nothing.
+    disconnections: u64,
+    /// A stop asked for while disconnected, to do once reconnected.
+    stop_when_connected: bool,
     stopping: bool,
 }
 
@@ -186,6 +203,7 @@ impl Handler<Incoming<ExecutorRegistered>> for ExecutorActor {
             return;
         }
         self.registered = true;
+        self.checkpoint = m.msg.framework_info.checkpoint;
         let ExecutorRegistered {
             executor_info,
             framework_info,
@@ -201,6 +219,8 @@ impl Handler<Incoming<LaunchTask>> for ExecutorActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<LaunchTask>, _: &mut Context<Self>) {
         if self.is_from_agent(&m.from, "LaunchTask") {
+            self.tasks.retain(|t| t.task_id != m.msg.task.task_id);
+            self.tasks.push(m.msg.task.clone());
             self.executor.launch_task(&self.driver, m.msg.task);
         }
     }
@@ -228,6 +248,9 @@ impl Handler<Incoming<ExecutorStatusAck>> for ExecutorActor {
             return;
         };
         let status = self.unacked.remove(i);
+        if status.state.is_terminal() {
+            self.tasks.retain(|t| t.task_id != status.task_id);
+        }
         self.executor.acknowledged(&self.driver, &status);
     }
 }
@@ -253,11 +276,41 @@ impl Handler<Incoming<ShutdownExecutor>> for ExecutorActor {
 impl Handler<Incoming<ReconnectExecutor>> for ExecutorActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<ReconnectExecutor>, _: &mut Context<Self>) {
-        // The hook for agent recovery: reregistration with the restarted agent lands here.
-        tracing::warn!(
-            "ignoring ReconnectExecutor from {}: reconnection is not supported yet",
-            m.from
-        );
+        if !self.is_from_agent(&m.from, "ReconnectExecutor") {
+            return;
+        }
+        if m.msg.agent_id != self.driver.env.agent_id {
+            tracing::warn!(
+                "ignoring ReconnectExecutor from {}: agent {} is not this executor's agent {}",
+                m.from,
+                m.msg.agent_id,
+                self.driver.env.agent_id
+            );
+            return;
+        }
+        tracing::info!(agent = %m.from, unacked = self.unacked.len(), "the agent restarted; reregistering");
+        self.process.link(&m.from);
+        let msg = ReregisterExecutor {
+            framework_id: self.driver.env.framework_id.clone(),
+            executor_id: self.driver.env.executor_id.clone(),
+            tasks: self.tasks.clone(),
+            updates: self.unacked.clone(),
+        };
+        self.process.send(&m.from, msg);
+    }
+}
+
+impl Handler<Incoming<ExecutorReregistered>> for ExecutorActor {
+    type Result = ();
+    fn handle(&mut self, m: Incoming<ExecutorReregistered>, ctx: &mut Context<Self>) {
+        if !self.is_from_agent(&m.from, "ExecutorReregistered") {
+            return;
+        }
+        tracing::info!(agent = %m.from, "reregistered with the agent");
+        self.connected = true;
+        if self.stop_when_connected {
+            ctx.run_later(STOP_AFTER_REREGISTER, |a, _| a.stop(0));
+        }
     }
 }
 
@@ -267,10 +320,22 @@ impl Handler<Exited> for ExecutorActor {
         if m.0 != *self.agent() || self.stopping {
             return;
         }
-        tracing::warn!(agent = %m.0, "lost the agent; waiting {RECOVERY_TIMEOUT:?} for it");
         self.connected = false;
-        ctx.run_later(RECOVERY_TIMEOUT, |a, _| {
-            if !a.connected && !a.stopping {
+        self.disconnections += 1;
+        if self.registered && !self.checkpoint {
+            tracing::warn!(agent = %m.0, "lost the agent, and the framework does not checkpoint: shutting down");
+            self.executor.shutdown(&self.driver);
+            ctx.run_later(
+                Duration::from_millis(self.driver.env.kill_grace_ms) + STOP_AFTER_REREGISTER,
+                |a, _| a.stop(EXIT_AGENT_LOST),
+            );
+            return;
+        }
+        let timeout = Duration::from_millis(self.driver.env.recovery_timeout_ms);
+        tracing::warn!(agent = %m.0, "lost the agent; waiting {timeout:?} for it");
+        let round = self.disconnections;
+        ctx.run_later(timeout, move |a, _| {
+            if !a.connected && !a.stopping && a.disconnections == round {
                 a.executor
                     .error(&a.driver, "the agent did not come back".to_string());
                 a.executor.shutdown(&a.driver);
@@ -304,6 +369,11 @@ impl Handler<Local> for ExecutorActor {
                 self.process.send(self.agent(), msg);
             }
             Local::Stop(code) => self.stop(code),
+            Local::StopWhenConnected if self.connected => self.stop(0),
+            Local::StopWhenConnected => {
+                tracing::info!("stopping once the agent is back");
+                self.stop_when_connected = true;
+            }
         }
     }
 }
@@ -328,6 +398,7 @@ async fn start(executor: Box<dyn Executor>, env: ExecutorEnv) -> Result<(), Star
         .handle::<FrameworkToExecutor>()
         .handle::<ShutdownExecutor>()
         .handle::<ReconnectExecutor>()
+        .handle::<ExecutorReregistered>()
         .exited()
         .start_with(|ctx| ExecutorActor {
             executor,
@@ -338,7 +409,11 @@ async fn start(executor: Box<dyn Executor>, env: ExecutorEnv) -> Result<(), Star
             process,
             registered: false,
             unacked: Vec::new(),
+            tasks: Vec::new(),
+            checkpoint: true,
             connected: true,
+            disconnections: 0,
+            stop_when_connected: false,
             stopping: false,
         })?;
     Ok(())

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 /// Kill grace period when the agent gives none.
 pub const DEFAULT_KILL_GRACE_MS: u64 = 3_000;
+/// How long an executor waits for a lost agent to come back, unless `MESO_RECOVERY_TIMEOUT_MS`
+/// says otherwise: 15 minutes, like Mesos' `recovery_timeout`.
+pub const DEFAULT_RECOVERY_TIMEOUT_MS: u64 = 15 * 60 * 1000;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EnvError {
@@ -25,6 +28,8 @@ pub struct ExecutorEnv {
     pub executor_id: ExecutorId,
     pub sandbox: PathBuf,
     pub kill_grace_ms: u64,
+    /// How long to wait for a lost agent to come back before shutting down.
+    pub recovery_timeout_ms: u64,
 }
 
 impl ExecutorEnv {
@@ -54,6 +59,13 @@ impl ExecutorEnv {
                 why: format!("`{v}` is not a number of milliseconds"),
             })?,
         };
+        let recovery_timeout_ms = match get("MESO_RECOVERY_TIMEOUT_MS") {
+            None => DEFAULT_RECOVERY_TIMEOUT_MS,
+            Some(v) => v.trim().parse().map_err(|_| EnvError::Invalid {
+                name: "MESO_RECOVERY_TIMEOUT_MS",
+                why: format!("`{v}` is not a number of milliseconds"),
+            })?,
+        };
         Ok(ExecutorEnv {
             agent,
             agent_id: AgentId::new(need("MESOS_AGENT_ID")?),
@@ -61,6 +73,7 @@ impl ExecutorEnv {
             executor_id: ExecutorId::new(need("MESOS_EXECUTOR_ID")?),
             sandbox: PathBuf::from(sandbox),
             kill_grace_ms,
+            recovery_timeout_ms,
         })
     }
 }
@@ -92,6 +105,12 @@ mod tests {
         let env = read(&full()).unwrap();
         assert_eq!(env.agent.to_string(), "agent@127.0.0.1:5051");
         assert_eq!(env.kill_grace_ms, DEFAULT_KILL_GRACE_MS);
+        assert_eq!(env.recovery_timeout_ms, DEFAULT_RECOVERY_TIMEOUT_MS);
+        let mut vars = full();
+        vars.insert("MESO_RECOVERY_TIMEOUT_MS", "2500".into());
+        assert_eq!(read(&vars).unwrap().recovery_timeout_ms, 2500);
+        vars.insert("MESO_RECOVERY_TIMEOUT_MS", "later".into());
+        assert!(read(&vars).is_err());
         assert_eq!(env.sandbox, PathBuf::from("/tmp/sb"));
     }
 
