@@ -51,7 +51,7 @@ struct TaskRecord {
     launched_at: Option<Instant>,
     last_kill: Option<Instant>,
     /// Every update the framework was shown: state and whether it was a reliable one (with uuid).
-    seen: Vec<(TaskState, bool)>,
+    seen: Vec<(TaskState, bool, String)>,
     terminal: Option<TaskState>,
 }
 
@@ -74,32 +74,56 @@ impl Scheduler for Checker {
             let mut left = offer.resources.clone();
             let mut tasks = Vec::new();
             while let Some(id) = book.queue.last().cloned() {
-                let Ok(rest) = left.checked_sub(&self.per_task) else { break };
+                let Ok(rest) = left.checked_sub(&self.per_task) else {
+                    break;
+                };
                 left = rest;
                 book.queue.pop();
                 let rec = book.tasks.entry(id.clone()).or_default();
                 rec.agent = Some(offer.agent_id.clone());
                 rec.launched_at = Some(Instant::now());
                 let command = CommandInfo::shell("echo $MESOS_TASK_ID > ran");
-                tasks.push(TaskInfo::command(id, offer.agent_id.clone(), self.per_task.clone(), command));
+                tasks.push(TaskInfo::command(
+                    id,
+                    offer.agent_id.clone(),
+                    self.per_task.clone(),
+                    command,
+                ));
             }
             if tasks.is_empty() {
-                driver.decline(offer.id, Filters { refuse_seconds: 0.5 });
+                driver.decline(
+                    offer.id,
+                    Filters {
+                        refuse_seconds: 0.5,
+                    },
+                );
             } else {
-                driver.launch(&[offer.id], tasks, Filters { refuse_seconds: 0.0 });
+                driver.launch(
+                    &[offer.id],
+                    tasks,
+                    Filters {
+                        refuse_seconds: 0.0,
+                    },
+                );
             }
         }
     }
 
     fn status_update(&mut self, _: &SchedulerDriver, status: TaskStatus) {
         let mut book = self.book.lock();
-        let Book { tasks, violations, .. } = &mut *book;
+        let Book {
+            tasks, violations, ..
+        } = &mut *book;
         let Some(rec) = tasks.get_mut(&status.task_id) else {
             violations.push(format!("update for a task never launched: {status:?}"));
             return;
         };
         let reliable = status.uuid.is_some();
-        rec.seen.push((status.state, reliable));
+        rec.seen.push((
+            status.state,
+            reliable,
+            format!("{:?} {}", status.reason, status.message),
+        ));
         if !status.state.is_terminal() {
             return;
         }
@@ -141,13 +165,18 @@ fn faults(seed: u64, salt: u64) -> FaultConfig {
 }
 
 async fn start_node_on(arbiter: &Arbiter, config: NodeConfig) -> Node {
-    on_arbiter(arbiter, move || async move { Node::start(config).await.expect("node") }).await
+    on_arbiter(arbiter, move || async move {
+        Node::start(config).await.expect("node")
+    })
+    .await
 }
 
 /// Files named `ran` under an agent's sandboxes, by task id (the command executor's id is the task's).
 fn tasks_that_ran(work_dir: &Path) -> Vec<TaskId> {
     fn walk(dir: &Path, out: &mut Vec<TaskId>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
@@ -172,7 +201,14 @@ async fn run(seed: u64, tasks: usize) -> Result<String, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
 
     let master_arbiter = Arbiter::new();
-    let master_node = start_node_on(&master_arbiter, NodeConfig { faults: Some(faults(seed, 1)), ..NodeConfig::default() }).await;
+    let master_node = start_node_on(
+        &master_arbiter,
+        NodeConfig {
+            faults: Some(faults(seed, 1)),
+            ..NodeConfig::default()
+        },
+    )
+    .await;
     let mnode = master_node.clone();
     let master_dir = dir.path().join("master");
     let master: Upid = on_arbiter(&master_arbiter, move || async move {
@@ -189,7 +225,14 @@ async fn run(seed: u64, tasks: usize) -> Result<String, String> {
     let mut agent_arbiters = Vec::new();
     for i in 0..AGENTS {
         let arbiter = Arbiter::new();
-        let node = start_node_on(&arbiter, NodeConfig { faults: Some(faults(seed, 10 + i as u64)), ..NodeConfig::default() }).await;
+        let node = start_node_on(
+            &arbiter,
+            NodeConfig {
+                faults: Some(faults(seed, 10 + i as u64)),
+                ..NodeConfig::default()
+            },
+        )
+        .await;
         let mut config = AgentConfig::new(
             master.clone(),
             dir.path().join(format!("agent-{i}")),
@@ -198,7 +241,10 @@ async fn run(seed: u64, tasks: usize) -> Result<String, String> {
         );
         config.name = format!("agent-{i}");
         config.kill_grace_ms = 500;
-        on_arbiter(&arbiter, move || async move { start_agent(&node, config).expect("agent") }).await;
+        on_arbiter(&arbiter, move || async move {
+            start_agent(&node, config).expect("agent")
+        })
+        .await;
         agent_arbiters.push(arbiter);
     }
 
@@ -213,8 +259,18 @@ async fn run(seed: u64, tasks: usize) -> Result<String, String> {
         b.queue.reverse();
     }
     let framework_arbiter = Arbiter::new();
-    let framework_node = start_node_on(&framework_arbiter, NodeConfig { faults: Some(faults(seed, 2)), ..NodeConfig::default() }).await;
-    let checker = Checker { book: book.clone(), per_task: Resources::parse("cpus:0.1;mem:16").unwrap() };
+    let framework_node = start_node_on(
+        &framework_arbiter,
+        NodeConfig {
+            faults: Some(faults(seed, 2)),
+            ..NodeConfig::default()
+        },
+    )
+    .await;
+    let checker = Checker {
+        book: book.clone(),
+        per_task: Resources::parse("cpus:0.1;mem:16").unwrap(),
+    };
     let fw = FrameworkInfo::new("seeded", "test");
     let master2 = master.clone();
     let driver = on_arbiter(&framework_arbiter, move || async move {
@@ -245,7 +301,11 @@ async fn run(seed: u64, tasks: usize) -> Result<String, String> {
                     kills.push((id.clone(), rec.agent.clone()));
                 }
             }
-            (b.tasks.values().all(|r| r.terminal.is_some()), kills, reconcile)
+            (
+                b.tasks.values().all(|r| r.terminal.is_some()),
+                kills,
+                reconcile,
+            )
         };
         if done {
             break Ok(());
@@ -283,14 +343,17 @@ async fn run(seed: u64, tasks: usize) -> Result<String, String> {
     for ran in tasks_that_ran(dir.path()) {
         match b.tasks.get(&ran).and_then(|r| r.terminal) {
             Some(TaskState::Finished) | None => {}
-            Some(other) => {
-                problems.push(format!("task {ran} ran to the end but the framework saw it {other}: {:?}", b.tasks[&ran].seen))
-            }
+            Some(other) => problems.push(format!(
+                "task {ran} ran to the end but the framework saw it {other}: {:?}",
+                b.tasks[&ran].seen
+            )),
         }
     }
     let mut tally: BTreeMap<String, usize> = BTreeMap::new();
     for r in b.tasks.values() {
-        *tally.entry(r.terminal.map_or("none".into(), |s| s.to_string())).or_default() += 1;
+        *tally
+            .entry(r.terminal.map_or("none".into(), |s| s.to_string()))
+            .or_default() += 1;
     }
     for a in agent_arbiters {
         a.stop();
@@ -309,7 +372,9 @@ fn seeds() -> Vec<u64> {
     let mut out = Vec::new();
     for part in spec.split(',') {
         match part.split_once('-') {
-            Some((a, b)) => out.extend(a.trim().parse::<u64>().unwrap()..=b.trim().parse::<u64>().unwrap()),
+            Some((a, b)) => {
+                out.extend(a.trim().parse::<u64>().unwrap()..=b.trim().parse::<u64>().unwrap())
+            }
             None => out.push(part.trim().parse().unwrap()),
         }
     }
@@ -318,7 +383,10 @@ fn seeds() -> Vec<u64> {
 
 #[test]
 fn seeded_cluster_keeps_every_task_and_update() {
-    let tasks: usize = std::env::var("MESO_TASKS").ok().and_then(|v| v.parse().ok()).unwrap_or(150);
+    let tasks: usize = std::env::var("MESO_TASKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(150);
     for seed in seeds() {
         let result = actix_rt::System::new().block_on(run(seed, tasks));
         match result {
