@@ -426,6 +426,59 @@ async fn faults_drop_duplicate_cut_and_heal() {
     ));
 }
 
+/// Peers that went away are forgotten after a while (a node talking to many short-lived peers,
+/// like an agent to its executors, does not grow without end); a later send dials afresh.
+#[actix_rt::test]
+async fn peers_that_went_away_are_forgotten() {
+    let a = node().await;
+    let mut pa = Probe::start(&a, "pa");
+    for round in 0..3 {
+        let b = node().await;
+        let pb = Probe::start(&b, "pb");
+        pa.ping(&pb.upid, round);
+        assert!(matches!(pa.next("pong").await, Event::Pong { .. }));
+        b.shutdown();
+    }
+    assert_eq!(a.peer_count(), 3);
+    // The sweep runs every 10 s of the runtime's clock: move the clock instead of waiting.
+    tokio::time::pause();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while a.peer_count() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} peers left",
+            a.peer_count()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::resume();
+}
+
+/// Delays are latency, not reordering: with most frames delayed (and some duplicated), every
+/// message still arrives in the order it was sent.
+#[actix_rt::test]
+async fn delays_keep_fifo_order() {
+    let (a, b) = (node().await, node().await);
+    let pa = Probe::start(&a, "pa");
+    let mut pb = Probe::start(&b, "pb");
+    a.set_faults(Some(FaultConfig {
+        delay: 0.5,
+        max_delay_ms: 20,
+        ..FaultConfig::seeded(5)
+    }));
+    for seq in 0..300 {
+        pa.ping(&pb.upid, seq);
+    }
+    let mut got = Vec::new();
+    while got.len() < 300 {
+        if let Event::Ping { seq, .. } = pb.next("delayed pings").await {
+            got.push(seq);
+        }
+    }
+    assert_eq!(got, (0..300).collect::<Vec<_>>());
+    assert!(a.stats().delayed_fault > 100, "{:?}", a.stats());
+}
+
 /// With the same seed, the same frames are dropped.
 #[actix_rt::test]
 async fn faults_are_deterministic_for_a_seed() {

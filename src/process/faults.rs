@@ -2,11 +2,13 @@
 //!
 //! Each outgoing remote frame is, in this order: dropped with probability `drop`, else sent twice with
 //! probability `duplicate`, else held back for a random time up to `max_delay_ms` with probability
-//! `delay` (so delayed frames can overtake others, as across a reconnect). Cutting the link to a peer
-//! closes the connection (links fire `Exited`), drops frames to it and refuses to reconnect until healed.
+//! `delay`. A delay holds back every later frame to the same peer too, as latency on a connection
+//! would: frames are never reordered, so the layer's FIFO promise holds under faults. Cutting the
+//! link to a peer closes the connection (links fire `Exited`), drops frames to it and refuses to
+//! reconnect until healed.
 
 use rand::{rngs::SmallRng, Rng, SeedableRng};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -50,6 +52,15 @@ pub(crate) struct Faults {
     config: Option<FaultConfig>,
     rng: SmallRng,
     cut: HashSet<SocketAddr>,
+    /// Frames held back per peer, and until when.
+    held: HashMap<SocketAddr, Held>,
+}
+
+#[derive(Debug)]
+struct Held {
+    until: tokio::time::Instant,
+    frames: Vec<Vec<u8>>,
+    flusher: bool,
 }
 
 impl Faults {
@@ -59,18 +70,66 @@ impl Faults {
             config,
             rng: SmallRng::seed_from_u64(seed),
             cut: HashSet::new(),
+            held: HashMap::new(),
         }
     }
 
     pub(crate) fn set(&mut self, config: Option<FaultConfig>) {
         *self = Faults {
             cut: std::mem::take(&mut self.cut),
+            held: std::mem::take(&mut self.held),
             ..Faults::new(config)
         };
     }
 
     pub(crate) fn active(&self) -> bool {
-        self.config.is_some() || !self.cut.is_empty()
+        self.config.is_some() || !self.cut.is_empty() || !self.held.is_empty()
+    }
+
+    /// Holds `copies` of `frame` back if frames to `peer` are being held, or if `until` starts a
+    /// hold; returns false if the frame may go now.
+    pub(crate) fn hold(
+        &mut self,
+        peer: SocketAddr,
+        frame: &[u8],
+        copies: usize,
+        until: Option<tokio::time::Instant>,
+    ) -> bool {
+        let held = match (self.held.get_mut(&peer), until) {
+            (Some(held), _) => held,
+            (None, Some(until)) => self.held.entry(peer).or_insert(Held {
+                until,
+                frames: Vec::new(),
+                flusher: false,
+            }),
+            (None, None) => return false,
+        };
+        if let Some(until) = until {
+            held.until = held.until.max(until);
+        }
+        for _ in 0..copies {
+            held.frames.push(frame.to_vec());
+        }
+        true
+    }
+
+    /// Whether a task must be started to release the frames held for `peer` (once per hold).
+    pub(crate) fn needs_flusher(&mut self, peer: SocketAddr) -> bool {
+        self.held
+            .get_mut(&peer)
+            .is_some_and(|h| !std::mem::replace(&mut h.flusher, true))
+    }
+
+    pub(crate) fn held_until(&self, peer: SocketAddr) -> Option<tokio::time::Instant> {
+        self.held.get(&peer).map(|h| h.until)
+    }
+
+    /// Ends the hold on `peer`, handing back its frames in the order they were sent.
+    pub(crate) fn release(&mut self, peer: SocketAddr) -> Vec<Vec<u8>> {
+        self.held
+            .remove(&peer)
+            .map(|h| h.frames)
+            .unwrap_or_default()
     }
 
     pub(crate) fn is_cut(&self, peer: SocketAddr) -> bool {
@@ -79,6 +138,7 @@ impl Faults {
 
     pub(crate) fn cut(&mut self, peer: SocketAddr) {
         self.cut.insert(peer);
+        self.held.remove(&peer);
     }
 
     pub(crate) fn heal(&mut self, peer: SocketAddr) {
@@ -132,6 +192,27 @@ mod tests {
             assert!(v.contains(&kind), "{kind:?} never chosen");
         }
         assert!(v.iter().any(|x| matches!(x, Verdict::Delay(_))));
+    }
+
+    #[test]
+    fn held_frames_keep_their_order_and_the_hold_extends() {
+        let mut f = Faults::new(None);
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let t0 = tokio::time::Instant::now();
+        assert!(!f.hold(peer, b"a", 1, None), "nothing held: send now");
+        assert!(f.hold(peer, b"b", 1, Some(t0 + Duration::from_millis(10))));
+        assert!(f.needs_flusher(peer));
+        assert!(!f.needs_flusher(peer), "one flusher per hold");
+        assert!(f.hold(peer, b"c", 2, None), "behind a hold: held too");
+        assert!(f.hold(peer, b"d", 1, Some(t0 + Duration::from_millis(30))));
+        assert_eq!(f.held_until(peer), Some(t0 + Duration::from_millis(30)));
+        assert!(f.active());
+        let frames: Vec<&[u8]> = vec![b"b", b"c", b"c", b"d"];
+        assert_eq!(
+            f.release(peer),
+            frames.iter().map(|b| b.to_vec()).collect::<Vec<_>>()
+        );
+        assert!(!f.hold(peer, b"e", 1, None));
     }
 
     #[test]

@@ -199,6 +199,7 @@ impl Node {
             anonymous: Upid::new("anonymous", addr).expect("a valid fixed name"),
         });
         let node = Node { inner };
+        actix_rt::spawn(transport::sweep_peers(Arc::downgrade(&node.inner)));
         let task = actix_rt::spawn(transport::accept_loop(
             Arc::downgrade(&node.inner),
             listener,
@@ -216,6 +217,11 @@ impl Node {
     /// Chosen at random when the node started; peers see a new one after a restart.
     pub fn incarnation(&self) -> u64 {
         self.inner.incarnation
+    }
+
+    /// Peer nodes this node knows: connected, connecting, or holding frames.
+    pub fn peer_count(&self) -> usize {
+        self.inner.peers.len()
     }
 
     pub fn stats(&self) -> Stats {
@@ -329,26 +335,36 @@ impl Node {
             Counters::bump(&inner.counters.dropped_encode);
             return;
         }
-        let verdict = inner.faults.lock().verdict(to.addr());
-        let peer = transport::peer(inner, to.addr());
-        let push = |peer: &Arc<Peer>| peer.push_with(inner, |buf| push_bytes(buf, &frame));
-        match verdict {
-            Verdict::Send => push(&peer),
-            Verdict::Drop => Counters::bump(&inner.counters.dropped_fault),
+        let addr = to.addr();
+        let mut faults = inner.faults.lock();
+        let verdict = faults.verdict(addr);
+        let copies = match verdict {
+            Verdict::Drop => return Counters::bump(&inner.counters.dropped_fault),
             Verdict::Duplicate => {
                 Counters::bump(&inner.counters.duplicated_fault);
-                push(&peer);
-                push(&peer);
+                2
             }
+            Verdict::Send | Verdict::Delay(_) => 1,
+        };
+        let until = match verdict {
             Verdict::Delay(d) => {
                 Counters::bump(&inner.counters.delayed_fault);
-                let inner = self.inner.clone();
-                let deadline = tokio::time::Instant::now() + d;
-                inner.clone().arbiter.spawn(async move {
-                    tokio::time::sleep_until(deadline).await;
-                    peer.push_with(&inner, |buf| push_bytes(buf, &frame));
-                });
+                Some(tokio::time::Instant::now() + d)
             }
+            _ => None,
+        };
+        // A delay holds back the frame and every later one to that peer: latency, not reordering.
+        if faults.hold(addr, &frame, copies, until) {
+            if until.is_some() && faults.needs_flusher(addr) {
+                let inner2 = inner.clone();
+                inner.arbiter.spawn(flush_held(inner2, addr));
+            }
+            return;
+        }
+        drop(faults);
+        let peer = transport::peer(inner, addr);
+        for _ in 0..copies {
+            peer.push_with(inner, |buf| push_bytes(buf, &frame));
         }
     }
 
@@ -457,65 +473,45 @@ impl Inner {
         let c = &self.counters;
         let env = match codec::decode_envelope(body) {
             Ok(env) => env,
-            Err(e) => {
-                tracing::warn!("dropping a frame from {peer}: {e}");
-                return Counters::bump(&c.dropped_decode);
-            }
+            Err(e) => return routes.dropped(peer, &c.dropped_decode, || e.to_string()),
         };
         let generation = self.generation.load(Ordering::Acquire);
         let (from, deliver) = match routes.get(&env, generation) {
             Some(hit) => hit,
-            None => {
-                let Some(route) = self.route(peer, &env) else {
-                    return;
-                };
-                routes.insert(&env, generation, route)
-            }
+            None => match self.route(peer, &env) {
+                Ok(route) => routes.insert(&env, generation, route),
+                Err((counter, why)) => return routes.dropped(peer, counter, || why),
+            },
         };
         match deliver(from, env.payload) {
             Ok(()) => Counters::bump(&c.remote_received),
-            Err(e) => {
-                tracing::warn!(
-                    "dropping {} from {}@{peer} to {}: {e}",
-                    env.name,
-                    env.from,
-                    env.to
-                );
-                Counters::bump(&c.dropped_decode);
-            }
+            Err(e) => routes.dropped(peer, &c.dropped_decode, || {
+                format!("{} from {} to {}: {e}", env.name, env.from, env.to)
+            }),
         }
     }
 
-    /// Looks up who sent a frame and how to deliver it; drops and counts it if it cannot be.
-    fn route(&self, peer: SocketAddr, env: &codec::Envelope<'_>) -> Option<(Upid, Deliver)> {
+    /// Who sent a frame and how to deliver it, or the counter and reason to drop it under.
+    fn route(
+        &self,
+        peer: SocketAddr,
+        env: &codec::Envelope<'_>,
+    ) -> Result<(Upid, Deliver), (&AtomicU64, String)> {
         let c = &self.counters;
         let Some(entry) = self.actors.get(env.to) else {
-            tracing::warn!(
-                "dropping {} from {}@{peer}: no actor `{}` here",
-                env.name,
-                env.from,
-                env.to
-            );
-            Counters::bump(&c.dropped_unknown_actor);
-            return None;
+            let why = format!("{} from {}: no actor `{}` here", env.name, env.from, env.to);
+            return Err((&c.dropped_unknown_actor, why));
         };
         let Some(deliver) = entry.remote.get(env.name) else {
-            tracing::warn!(
-                "dropping `{}` from {}@{peer}: `{}` does not handle it",
-                env.name,
-                env.from,
-                env.to
+            let why = format!(
+                "`{}` from {}: `{}` does not handle it",
+                env.name, env.from, env.to
             );
-            Counters::bump(&c.dropped_unknown_message);
-            return None;
+            return Err((&c.dropped_unknown_message, why));
         };
         match Upid::new(env.from, peer) {
-            Ok(from) => Some((from, deliver.clone())),
-            Err(e) => {
-                tracing::warn!("dropping {} from {peer}: {e}", env.name);
-                Counters::bump(&c.dropped_decode);
-                None
-            }
+            Ok(from) => Ok((from, deliver.clone())),
+            Err(e) => Err((&c.dropped_decode, format!("{}: {e}", env.name))),
         }
     }
 
@@ -568,6 +564,31 @@ impl Node {
     }
 }
 
+/// Releases the frames held back for `addr` once its delay has run out, in the order they were sent.
+async fn flush_held(inner: Arc<Inner>, addr: SocketAddr) {
+    loop {
+        let Some(until) = inner.faults.lock().held_until(addr) else {
+            return;
+        };
+        tokio::time::sleep_until(until).await;
+        let mut faults = inner.faults.lock();
+        match faults.held_until(addr) {
+            None => return,
+            Some(until) if until > tokio::time::Instant::now() => continue,
+            Some(_) => {}
+        }
+        // Pushed under the lock, so that no frame sent meanwhile can overtake them.
+        let peer = transport::peer(&inner, addr);
+        for frame in faults.release(addr) {
+            peer.push_with(&inner, |buf| push_bytes(buf, &frame));
+        }
+        inner
+            .faults_active
+            .store(faults.active(), Ordering::Relaxed);
+        return;
+    }
+}
+
 /// Appends an already encoded frame.
 fn push_bytes(buf: &mut Vec<u8>, frame: &[u8]) -> Result<(), CodecError> {
     buf.extend_from_slice(frame);
@@ -582,6 +603,8 @@ pub(crate) struct RemoteRoutes {
     routes: HashMap<u64, RemoteRoute, BuildHasherDefault<Fnv>>,
     /// The route of the last frame: consecutive frames mostly share one, and it needs no hash.
     last: Option<RemoteRoute>,
+    /// Frames dropped on this connection, to keep a flood of bad frames from flooding the log.
+    dropped: u64,
 }
 
 #[derive(Clone)]
@@ -603,6 +626,22 @@ impl RemoteRoute {
 
 impl RemoteRoutes {
     const MAX_ROUTES: usize = 4096;
+    /// Drops on one connection that are each logged; after them, one in `LOG_EVERY`.
+    const LOG_FIRST: u64 = 10;
+    const LOG_EVERY: u64 = 1000;
+
+    /// Counts a dropped frame, and logs why for the first few and then now and then.
+    fn dropped(&mut self, peer: SocketAddr, counter: &AtomicU64, why: impl FnOnce() -> String) {
+        Counters::bump(counter);
+        self.dropped += 1;
+        let n = self.dropped;
+        if n <= RemoteRoutes::LOG_FIRST || n % RemoteRoutes::LOG_EVERY == 0 {
+            tracing::warn!(
+                "dropping a frame from {peer}: {} ({n} dropped on this connection)",
+                why()
+            );
+        }
+    }
 
     fn hash(env: &codec::Envelope<'_>) -> u64 {
         let mut h = Fnv::default();

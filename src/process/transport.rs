@@ -23,6 +23,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
+/// How often peers with nothing left to do are forgotten.
+const PEER_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Read buffer growth step, and the spare room kept before each read.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -107,6 +110,25 @@ pub(crate) fn connected_incarnation(inner: &Inner, addr: SocketAddr) -> Option<u
     let p = inner.peers.get(&addr)?;
     let out = p.out.lock();
     out.conn.and(out.incarnation)
+}
+
+/// Forgets, now and then, the peers that have no connection, nothing queued and no dial under way,
+/// and that nobody holds: otherwise every executor or client that ever connected stays in the map.
+pub(crate) async fn sweep_peers(node: Weak<Inner>) {
+    let mut tick = tokio::time::interval(PEER_SWEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        let Some(inner) = node.upgrade() else { return };
+        inner.peers.retain(|_, p| {
+            let out = p.out.lock();
+            let idle = out.conn.is_none()
+                && !out.dialing
+                && out.readers.is_empty()
+                && out.queue.frames() == 0;
+            // Only the map holds it (checked under the map's lock): no sender is using it.
+            !(idle && Arc::strong_count(p) == 1)
+        });
+    }
 }
 
 /// Dials `addr` unless a connection is up or being made (used by `link`).
