@@ -195,7 +195,110 @@ fn tasks_that_ran(work_dir: &Path) -> Vec<TaskId> {
     out
 }
 
-async fn run(seed: u64, tasks: usize) -> Result<String, String> {
+/// The pieces of the simulated cluster that can be restarted.
+struct Sim {
+    seed: u64,
+    program: PathBuf,
+    dir: PathBuf,
+    master: Upid,
+    /// Per agent: its arbiter (thread) and the port it listens on, kept across restarts.
+    agents: Vec<(Arbiter, u16)>,
+    framework: Option<(Arbiter, SchedulerDriver)>,
+    book: Arc<Mutex<Book>>,
+    restarts: Vec<String>,
+}
+
+impl Sim {
+    fn node_config(&self, salt: u64, port: u16) -> NodeConfig {
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        NodeConfig {
+            faults: Some(faults(self.seed, salt)),
+            ..NodeConfig::listen(listen)
+        }
+    }
+
+    async fn start_agent(&self, i: usize, port: u16) -> (Arbiter, u16) {
+        let arbiter = Arbiter::new();
+        let node = start_node_on(&arbiter, self.node_config(10 + i as u64, port)).await;
+        let port = node.addr().port();
+        let mut config = AgentConfig::new(
+            self.master.clone(),
+            self.dir.join(format!("agent-{i}")),
+            Resources::parse(AGENT_RESOURCES).unwrap(),
+            self.program.clone(),
+        );
+        config.name = format!("agent-{i}");
+        config.kill_grace_ms = 500;
+        on_arbiter(&arbiter, move || async move {
+            start_agent(&node, config).expect("agent")
+        })
+        .await;
+        (arbiter, port)
+    }
+
+    /// The agent's process dies at once (its thread, node and actors go) and starts again on the
+    /// same port and work dir; its executors, real processes, live on.
+    async fn restart_agent(&mut self, i: usize) {
+        let (arbiter, port) = self.agents.remove(i);
+        arbiter.stop();
+        let _ = arbiter.join();
+        let again = self.start_agent(i, port).await;
+        self.agents.insert(i, again);
+        self.restarts.push(format!("agent-{i}"));
+    }
+
+    async fn start_framework(&mut self, id: Option<meso::protocol::FrameworkId>) {
+        let arbiter = Arbiter::new();
+        let node = start_node_on(
+            &arbiter,
+            self.node_config(2 + 100 * self.restarts.len() as u64, 0),
+        )
+        .await;
+        let checker = Checker {
+            book: self.book.clone(),
+            per_task: Resources::parse("cpus:0.1;mem:16").unwrap(),
+        };
+        let mut fw = FrameworkInfo::new("seeded", "test");
+        fw.failover_timeout_s = 300.0;
+        fw.id = id;
+        let master = self.master.clone();
+        let driver = on_arbiter(&arbiter, move || async move {
+            run_scheduler(&node, master, fw, checker).expect("scheduler")
+        })
+        .await;
+        self.framework = Some((arbiter, driver));
+    }
+
+    /// The scheduler dies at once; a new one registers with the same framework id.
+    async fn restart_framework(&mut self) {
+        let Some(id) = self.driver().framework_id() else {
+            return;
+        };
+        if let Some((arbiter, _)) = self.framework.take() {
+            arbiter.stop();
+            let _ = arbiter.join();
+        }
+        self.start_framework(Some(id)).await;
+        self.restarts.push("framework".into());
+    }
+
+    fn driver(&self) -> &SchedulerDriver {
+        &self.framework.as_ref().expect("a framework").1
+    }
+
+    fn stop(self) {
+        if let Some((arbiter, driver)) = self.framework {
+            driver.stop();
+            std::thread::sleep(Duration::from_millis(200));
+            arbiter.stop();
+        }
+        for (arbiter, _) in self.agents {
+            arbiter.stop();
+        }
+    }
+}
+
+async fn run(seed: u64, tasks: usize, restarts: usize) -> Result<String, String> {
     let mut rng = SmallRng::seed_from_u64(seed);
     let program = meso_binary();
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -209,7 +312,6 @@ async fn run(seed: u64, tasks: usize) -> Result<String, String> {
         },
     )
     .await;
-    let mnode = master_node.clone();
     let master_dir = dir.path().join("master");
     let master: Upid = on_arbiter(&master_arbiter, move || async move {
         let config = MasterConfig {
@@ -218,35 +320,9 @@ async fn run(seed: u64, tasks: usize) -> Result<String, String> {
             work_dir: Some(master_dir),
             ..MasterConfig::default()
         };
-        start_master(&mnode, config).expect("master")
+        start_master(&master_node, config).expect("master")
     })
     .await;
-
-    let mut agent_arbiters = Vec::new();
-    for i in 0..AGENTS {
-        let arbiter = Arbiter::new();
-        let node = start_node_on(
-            &arbiter,
-            NodeConfig {
-                faults: Some(faults(seed, 10 + i as u64)),
-                ..NodeConfig::default()
-            },
-        )
-        .await;
-        let mut config = AgentConfig::new(
-            master.clone(),
-            dir.path().join(format!("agent-{i}")),
-            Resources::parse(AGENT_RESOURCES).unwrap(),
-            program.clone(),
-        );
-        config.name = format!("agent-{i}");
-        config.kill_grace_ms = 500;
-        on_arbiter(&arbiter, move || async move {
-            start_agent(&node, config).expect("agent")
-        })
-        .await;
-        agent_arbiters.push(arbiter);
-    }
 
     let book = Arc::new(Mutex::new(Book::default()));
     {
@@ -258,32 +334,38 @@ async fn run(seed: u64, tasks: usize) -> Result<String, String> {
         }
         b.queue.reverse();
     }
-    let framework_arbiter = Arbiter::new();
-    let framework_node = start_node_on(
-        &framework_arbiter,
-        NodeConfig {
-            faults: Some(faults(seed, 2)),
-            ..NodeConfig::default()
-        },
-    )
-    .await;
-    let checker = Checker {
+    let mut sim = Sim {
+        seed,
+        program,
+        dir: dir.path().to_path_buf(),
+        master,
+        agents: Vec::new(),
+        framework: None,
         book: book.clone(),
-        per_task: Resources::parse("cpus:0.1;mem:16").unwrap(),
+        restarts: Vec::new(),
     };
-    let fw = FrameworkInfo::new("seeded", "test");
-    let master2 = master.clone();
-    let driver = on_arbiter(&framework_arbiter, move || async move {
-        run_scheduler(&framework_node, master2, fw, checker).expect("scheduler")
-    })
-    .await;
+    for i in 0..AGENTS {
+        let agent = sim.start_agent(i, 0).await;
+        sim.agents.push(agent);
+    }
+    sim.start_framework(None).await;
 
     let start = Instant::now();
     let mut last_reconcile = start;
-    let _ = rng.gen::<u64>();
+    // The restart schedule comes from the seed: after 1 to 4 s, then again, `restarts` times.
+    let mut next_restart = start + Duration::from_millis(rng.gen_range(1_000..4_000));
     let outcome = loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let now = Instant::now();
+        if sim.restarts.len() < restarts && now >= next_restart {
+            let pick = rng.gen_range(0..=AGENTS);
+            if pick == AGENTS {
+                sim.restart_framework().await;
+            } else {
+                sim.restart_agent(pick).await;
+            }
+            next_restart = Instant::now() + Duration::from_millis(rng.gen_range(1_000..4_000));
+        }
         let (done, kills, reconcile) = {
             let mut b = book.lock();
             let mut kills = Vec::new();
@@ -307,7 +389,7 @@ async fn run(seed: u64, tasks: usize) -> Result<String, String> {
                 reconcile,
             )
         };
-        if done {
+        if done && sim.restarts.len() >= restarts.min(1) {
             break Ok(());
         }
         if now - start > DEADLINE {
@@ -324,6 +406,7 @@ async fn run(seed: u64, tasks: usize) -> Result<String, String> {
                 b.tasks.values().filter(|r| r.terminal.is_none()).count()
             ));
         }
+        let driver = sim.driver();
         for (id, agent) in kills {
             driver.kill(id, agent);
         }
@@ -333,8 +416,8 @@ async fn run(seed: u64, tasks: usize) -> Result<String, String> {
         }
     };
 
-    driver.stop();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let restarted = sim.restarts.clone();
+    sim.stop();
     let b = book.lock();
     let mut problems = b.violations.clone();
     if let Err(e) = outcome {
@@ -355,15 +438,14 @@ async fn run(seed: u64, tasks: usize) -> Result<String, String> {
             .entry(r.terminal.map_or("none".into(), |s| s.to_string()))
             .or_default() += 1;
     }
-    for a in agent_arbiters {
-        a.stop();
-    }
-    framework_arbiter.stop();
     master_arbiter.stop();
     if problems.is_empty() {
-        Ok(format!("{tally:?}"))
+        Ok(format!("{tally:?} restarts {restarted:?}"))
     } else {
-        Err(problems.join("\n"))
+        Err(format!(
+            "{}\n(restarts: {restarted:?})",
+            problems.join("\n")
+        ))
     }
 }
 
@@ -387,12 +469,16 @@ fn seeded_cluster_keeps_every_task_and_update() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(150);
+    let restarts: usize = std::env::var("MESO_RESTARTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     for seed in seeds() {
-        let result = actix_rt::System::new().block_on(run(seed, tasks));
+        let result = actix_rt::System::new().block_on(run(seed, tasks, restarts));
         match result {
             Ok(tally) => eprintln!("seed {seed}: ok {tally}"),
             Err(e) => panic!(
-                "seed {seed} failed:\n{e}\nreproduce: MESO_SEEDS={seed} MESO_TASKS={tasks} cargo test --test seeded_faults -- --nocapture"
+                "seed {seed} failed:\n{e}\nreproduce: MESO_SEEDS={seed} MESO_TASKS={tasks} MESO_RESTARTS={restarts} cargo test --test seeded_faults -- --nocapture"
             ),
         }
     }

@@ -635,7 +635,7 @@ impl RemoteRoutes {
         Counters::bump(counter);
         self.dropped += 1;
         let n = self.dropped;
-        if n <= RemoteRoutes::LOG_FIRST || n % RemoteRoutes::LOG_EVERY == 0 {
+        if n <= RemoteRoutes::LOG_FIRST || n.is_multiple_of(RemoteRoutes::LOG_EVERY) {
             tracing::warn!(
                 "dropping a frame from {peer}: {} ({n} dropped on this connection)",
                 why()
