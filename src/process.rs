@@ -3,6 +3,9 @@
 //! # Layout
 //! - [`upid`]: `name@ip:port`, the address of one actor.
 //! - [`node`]: [`Node`], one per OS process: the registry of local actors, `send`, `link`.
+//! - [`spawn`]: declaring an actor's messages and starting it (`Spawn`); `Process`, its send handle.
+//! - `routes`: per-thread and per-connection caches of where messages go.
+//! - `outbox`: the frames waiting for one peer, held across a reconnect per incarnation.
 //! - `transport`: the TCP side: listener, one connection per peer, reader and batching writer,
 //!   reconnects with jittered backoff.
 //! - [`handshake`]: the hello each side sends first (protocol version, advertised address, incarnation).
@@ -17,12 +20,14 @@ pub mod handshake;
 pub mod node;
 mod outbox;
 mod routes;
+pub mod spawn;
 pub mod stats;
 mod transport;
 pub mod upid;
 
 pub use faults::FaultConfig;
-pub use node::{Node, NodeConfig, Process, ProcessError, Spawn};
+pub use node::{Node, NodeConfig, ProcessError};
+pub use spawn::{Process, Spawn};
 pub use stats::Stats;
 pub use upid::{Upid, UpidError};
 

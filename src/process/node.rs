@@ -2,12 +2,14 @@
 
 use super::faults::{Faults, Verdict};
 use super::routes;
+use super::routes::RemoteRoutes;
+use super::spawn::{Process, Spawn};
 use super::stats::{Counters, Stats};
 use super::transport::{self, Peer};
 use super::upid::{Upid, UpidError};
 use super::{Exited, FaultConfig, Incoming, WireMessage};
 use crate::codec::{self, CodecError};
-use actix::{Actor, Addr, Context, Handler, Recipient};
+use actix::{Actor, Context, Recipient};
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use std::any::{Any, TypeId};
@@ -101,25 +103,25 @@ impl Hasher for Fnv {
     }
 }
 
-type Deliver = Arc<dyn Fn(Upid, &[u8]) -> Result<(), CodecError> + Send + Sync>;
+pub(crate) type Deliver = Arc<dyn Fn(Upid, &[u8]) -> Result<(), CodecError> + Send + Sync>;
 
 /// What the registry knows of one local actor: how to hand it each message type it declared.
 #[derive(Default)]
 pub(crate) struct Entry {
     /// By message type, a `Recipient<Incoming<M>>`: local sends, no bytes.
-    local: Vec<(TypeId, Box<dyn Any + Send + Sync>)>,
+    pub(crate) local: Vec<(TypeId, Box<dyn Any + Send + Sync>)>,
     /// By wire name: decode the payload and deliver.
-    remote: HashMap<&'static str, Deliver>,
-    exited: Option<Recipient<Exited>>,
+    pub(crate) remote: HashMap<&'static str, Deliver>,
+    pub(crate) exited: Option<Recipient<Exited>>,
 }
 
 pub(crate) struct Inner {
     pub(crate) addr: SocketAddr,
     pub(crate) incarnation: u64,
     pub(crate) config: NodeConfig,
-    actors: DashMap<Arc<str>, Entry, BuildHasherDefault<Fnv>>,
+    pub(crate) actors: DashMap<Arc<str>, Entry, BuildHasherDefault<Fnv>>,
     /// Changes whenever an actor is registered or removed (see `routes`).
-    generation: AtomicU64,
+    pub(crate) generation: AtomicU64,
     pub(crate) peers: DashMap<SocketAddr, Arc<Peer>, BuildHasherDefault<Fnv>>,
     /// Links by the node address of their target.
     links: Mutex<HashMap<SocketAddr, Vec<Link>>>,
@@ -235,10 +237,7 @@ impl Node {
 
     /// A send handle for an actor named `name` on this node (spawned or to be spawned).
     pub fn process(&self, name: &str) -> Result<Process, UpidError> {
-        Ok(Process {
-            node: self.clone(),
-            me: self.upid(name)?,
-        })
+        Ok(Process::new(self.clone(), self.upid(name)?))
     }
 
     /// Starts declaring an actor: `node.actor::<A>("master").handle::<M>()...start(actor)`.
@@ -246,11 +245,7 @@ impl Node {
     where
         A: Actor<Context = Context<A>>,
     {
-        Spawn {
-            node: self.clone(),
-            name: name.to_string(),
-            installers: Vec::new(),
-        }
+        Spawn::new(self.clone(), name)
     }
 
     /// Whether a local actor of that name is registered.
@@ -595,97 +590,6 @@ fn push_bytes(buf: &mut Vec<u8>, frame: &[u8]) -> Result<(), CodecError> {
     Ok(())
 }
 
-/// The routes of one connection: (sender, receiver, message name) to the sender's Upid and the
-/// receiver's decode-and-deliver, so that a frame costs no registry look-up and no allocation.
-/// Checked against the registry's generation; bounded (cleared when full).
-#[derive(Default)]
-pub(crate) struct RemoteRoutes {
-    routes: HashMap<u64, RemoteRoute, BuildHasherDefault<Fnv>>,
-    /// The route of the last frame: consecutive frames mostly share one, and it needs no hash.
-    last: Option<RemoteRoute>,
-    /// Frames dropped on this connection, to keep a flood of bad frames from flooding the log.
-    dropped: u64,
-}
-
-#[derive(Clone)]
-struct RemoteRoute {
-    key: Arc<(Box<str>, Box<str>, Box<str>)>,
-    generation: u64,
-    from: Upid,
-    deliver: Deliver,
-}
-
-impl RemoteRoute {
-    fn matches(&self, env: &codec::Envelope<'_>, generation: u64) -> bool {
-        self.generation == generation
-            && *self.key.0 == *env.from
-            && *self.key.1 == *env.to
-            && *self.key.2 == *env.name
-    }
-}
-
-impl RemoteRoutes {
-    const MAX_ROUTES: usize = 4096;
-    /// Drops on one connection that are each logged; after them, one in `LOG_EVERY`.
-    const LOG_FIRST: u64 = 10;
-    const LOG_EVERY: u64 = 1000;
-
-    /// Counts a dropped frame, and logs why for the first few and then now and then.
-    fn dropped(&mut self, peer: SocketAddr, counter: &AtomicU64, why: impl FnOnce() -> String) {
-        Counters::bump(counter);
-        self.dropped += 1;
-        let n = self.dropped;
-        if n <= RemoteRoutes::LOG_FIRST || n.is_multiple_of(RemoteRoutes::LOG_EVERY) {
-            tracing::warn!(
-                "dropping a frame from {peer}: {} ({n} dropped on this connection)",
-                why()
-            );
-        }
-    }
-
-    fn hash(env: &codec::Envelope<'_>) -> u64 {
-        let mut h = Fnv::default();
-        for part in [env.from, env.to, env.name] {
-            h.write(part.as_bytes());
-            h.write(&[0xff]);
-        }
-        h.finish()
-    }
-
-    fn get(&mut self, env: &codec::Envelope<'_>, generation: u64) -> Option<(Upid, Deliver)> {
-        if let Some(r) = self.last.as_ref().filter(|r| r.matches(env, generation)) {
-            return Some((r.from.clone(), r.deliver.clone()));
-        }
-        let r = self.routes.get(&RemoteRoutes::hash(env))?;
-        if !r.matches(env, generation) {
-            return None;
-        }
-        let hit = (r.from.clone(), r.deliver.clone());
-        self.last = Some(r.clone());
-        Some(hit)
-    }
-
-    fn insert(
-        &mut self,
-        env: &codec::Envelope<'_>,
-        generation: u64,
-        (from, deliver): (Upid, Deliver),
-    ) -> (Upid, Deliver) {
-        if self.routes.len() >= RemoteRoutes::MAX_ROUTES {
-            self.routes.clear();
-        }
-        let route = RemoteRoute {
-            key: Arc::new((env.from.into(), env.to.into(), env.name.into())),
-            generation,
-            from: from.clone(),
-            deliver: deliver.clone(),
-        };
-        self.last = Some(route.clone());
-        self.routes.insert(RemoteRoutes::hash(env), route);
-        (from, deliver)
-    }
-}
-
 /// `linker` hears `Exited(target)` when the node of `target` goes; `incarnation` is the one the link
 /// was made against, or `None` if nothing was connected then (it binds to the next one seen).
 #[derive(Clone)]
@@ -693,114 +597,4 @@ pub(crate) struct Link {
     linker: Upid,
     target: Upid,
     incarnation: Option<u64>,
-}
-
-type Installer<A> = Box<dyn FnOnce(&Addr<A>, &mut Entry)>;
-
-/// Declares the messages an actor takes, then starts and registers it: the one visible table of a
-/// role's handlers.
-pub struct Spawn<A: Actor<Context = Context<A>>> {
-    node: Node,
-    name: String,
-    installers: Vec<Installer<A>>,
-}
-
-impl<A: Actor<Context = Context<A>>> Spawn<A> {
-    /// The actor takes `M`, locally as a value and remotely by `M::NAME`.
-    pub fn handle<M: WireMessage>(mut self) -> Self
-    where
-        A: Handler<Incoming<M>>,
-    {
-        self.installers
-            .push(Box::new(|addr: &Addr<A>, entry: &mut Entry| {
-                let recipient: Recipient<Incoming<M>> = addr.clone().recipient();
-                entry
-                    .local
-                    .push((TypeId::of::<M>(), Box::new(recipient.clone())));
-                let deliver: Deliver = Arc::new(move |from, payload| {
-                    let msg: M = codec::decode(payload)?;
-                    recipient.do_send(Incoming { from, msg });
-                    Ok(())
-                });
-                entry.remote.insert(M::NAME, deliver);
-            }));
-        self
-    }
-
-    /// The actor takes `Exited`, so it can link.
-    pub fn exited(mut self) -> Self
-    where
-        A: Handler<Exited>,
-    {
-        self.installers
-            .push(Box::new(|addr: &Addr<A>, entry: &mut Entry| {
-                entry.exited = Some(addr.clone().recipient());
-            }));
-        self
-    }
-
-    /// Starts the actor on the current arbiter and registers it under its name.
-    pub fn start(self, actor: A) -> Result<(Upid, Addr<A>), ProcessError> {
-        self.start_with(|_| actor)
-    }
-
-    /// Like `start`, with the actor's context at hand when building it.
-    pub fn start_with(
-        self,
-        f: impl FnOnce(&mut Context<A>) -> A,
-    ) -> Result<(Upid, Addr<A>), ProcessError> {
-        let upid = self.node.upid(&self.name)?;
-        let actors = &self.node.inner.actors;
-        if actors.contains_key(self.name.as_str()) {
-            return Err(ProcessError::NameTaken(self.name));
-        }
-        // No registry guard is held while the actor is built: building it may send.
-        let addr = A::create(f);
-        let mut entry = Entry::default();
-        for install in self.installers {
-            install(&addr, &mut entry);
-        }
-        match actors.entry(Arc::from(self.name.as_str())) {
-            dashmap::Entry::Vacant(slot) => {
-                slot.insert(entry);
-                self.node.inner.generation.fetch_add(1, Ordering::Release);
-            }
-            // Lost a race for the name: the new actor stops once `addr` is dropped.
-            dashmap::Entry::Occupied(_) => return Err(ProcessError::NameTaken(self.name)),
-        };
-        Ok((upid, addr))
-    }
-}
-
-/// What an actor holds to talk: its own Upid and the node. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct Process {
-    node: Node,
-    me: Upid,
-}
-
-impl Process {
-    pub fn me(&self) -> &Upid {
-        &self.me
-    }
-
-    pub fn node(&self) -> &Node {
-        &self.node
-    }
-
-    pub fn send<M: WireMessage>(&self, to: &Upid, msg: M) {
-        self.node.send_from(&self.me, to, msg)
-    }
-
-    pub fn delay<M: WireMessage>(&self, delay: Duration, to: &Upid, msg: M) {
-        self.node.delay(delay, &self.me, to, msg)
-    }
-
-    pub fn link(&self, to: &Upid) {
-        self.node.link(&self.me, to)
-    }
-
-    pub fn unlink(&self, to: &Upid) {
-        self.node.unlink(&self.me, to)
-    }
 }

@@ -7,8 +7,9 @@
 //! so a peer behind NAT is answered over the connection it opened.
 
 use super::handshake::{self, Hello, FIXED_HELLO_BYTES};
-use super::node::{Inner, RemoteRoutes};
+use super::node::Inner;
 use super::outbox::{PushError, Queue};
+use super::routes::RemoteRoutes;
 use super::stats::Counters;
 use crate::codec::{self, CodecError, LEN_PREFIX_BYTES};
 use parking_lot::Mutex;
