@@ -79,5 +79,16 @@ pub enum AgentError {
 
 /// Starts the agent actor `config.name` on `node`; it registers with `config.master` at once.
 pub fn start_agent(node: &Node, config: AgentConfig) -> Result<Upid, AgentError> {
-    actor::start(node, config)
+    actor::start(node, config, None)
+}
+
+/// Like [`start_agent`], with a receiver that is told when the agent actor has stopped (for
+/// instance after the master sent `ShutdownAgent`), so that a `meso agent` process can exit.
+pub fn start_agent_with_stop(
+    node: &Node,
+    config: AgentConfig,
+) -> Result<(Upid, tokio::sync::oneshot::Receiver<()>), AgentError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let upid = actor::start(node, config, Some(tx))?;
+    Ok((upid, rx))
 }

@@ -60,9 +60,15 @@ pub struct Agent {
     pub(super) awaiting_reregistration: std::collections::HashSet<ExecutorKey>,
     /// Executor ends to tell the master once registered (they happened while disconnected).
     exits_to_report: Vec<ExecutorExited>,
+    /// Told when the actor stops.
+    on_stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
-pub(super) fn start(node: &Node, config: AgentConfig) -> Result<Upid, AgentError> {
+pub(super) fn start(
+    node: &Node,
+    config: AgentConfig,
+    on_stop: Option<tokio::sync::oneshot::Sender<()>>,
+) -> Result<Upid, AgentError> {
     std::fs::create_dir_all(&config.work_dir).map_err(|source| AgentError::WorkDir {
         path: config.work_dir.clone(),
         source,
@@ -82,6 +88,7 @@ pub(super) fn start(node: &Node, config: AgentConfig) -> Result<Upid, AgentError
         round: 0,
         awaiting_reregistration: Default::default(),
         exits_to_report: Vec::new(),
+        on_stop,
     };
     let (upid, _) = node
         .actor::<Agent>(&config.name)
@@ -108,6 +115,13 @@ impl Actor for Agent {
         tracing::info!(agent = %self.process.me(), master = %self.config.master, "agent started");
         self.recover(ctx);
         self.start_registering(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        tracing::info!(agent = %self.process.me(), "agent stopped");
+        if let Some(tx) = self.on_stop.take() {
+            let _ = tx.send(());
+        }
     }
 }
 
@@ -417,10 +431,14 @@ impl Agent {
         }
     }
 
-    pub(super) fn kill_group(pgid: i32, grace: Duration) {
+    /// Kills every process of an executor's session (its id is the executor's pid): the
+    /// executor and whatever it started, in any process group, even once the executor is gone.
+    pub(super) fn kill_session(sid: i32, grace: Duration) {
         actix::spawn(async move {
-            if let Err(e) = launcher::kill_group(pgid, grace).await {
-                tracing::warn!("cannot kill process group {pgid}: {e}");
+            match launcher::kill_session(sid, grace).await {
+                Ok(launcher::KillOutcome::AlreadyGone) => {}
+                Ok(outcome) => tracing::info!(sid, ?outcome, "killed the executor's session"),
+                Err(e) => tracing::warn!("cannot kill session {sid}: {e}"),
             }
         });
     }
@@ -629,22 +647,22 @@ impl Handler<Incoming<KillTaskOnAgent>> for Agent {
         let key: TaskKey = (m.msg.framework_id.clone(), m.msg.task_id.clone());
         let grace = self.grace_for(&key, m.msg.kill_grace_period_ms);
         match self.state.kill_task(&key, now_ms()) {
-            KillOutcome::UnknownTask => {
-                tracing::warn!(
-                    "ignoring KillTaskOnAgent from {}: unknown task {}",
-                    m.from,
-                    key.1
-                )
+            KillOutcome::UnknownTask { status } => {
+                tracing::warn!(task = %key.1, framework = %key.0, "kill of a task unknown to the agent; reporting it {}", status.state);
+                self.forward(key.0.clone(), None, StatusSource::Agent, status, ctx);
             }
             KillOutcome::AlreadyTerminal => {
                 tracing::info!(task = %key.1, "kill of a task that already ended")
+            }
+            KillOutcome::AlreadyKilling => {
+                tracing::info!(task = %key.1, "ignoring KillTaskOnAgent from {}: the kill is under way", m.from)
             }
             KillOutcome::KilledBeforeLaunch {
                 status, kill_group, ..
             } => {
                 self.agent_made(&key.0, status, ctx);
                 if let Some(pgid) = kill_group {
-                    Self::kill_group(pgid, grace);
+                    Self::kill_session(pgid, grace);
                 }
             }
             KillOutcome::AskExecutor { upid, .. } => {
@@ -657,7 +675,7 @@ impl Handler<Incoming<KillTaskOnAgent>> for Agent {
                 ctx.run_later(grace + KILL_SLACK, move |a, ctx| {
                     if let Some((status, pgid)) = a.state.kill_timed_out(&key, now_ms()) {
                         a.agent_made(&key.0, status, ctx);
-                        Self::kill_group(pgid, Duration::from_secs(1));
+                        Self::kill_session(pgid, Duration::from_secs(1));
                     }
                 });
             }
@@ -673,6 +691,8 @@ impl Handler<ExecutorProcessExited> for Agent {
             Err(e) => (format!("could not be waited for: {e}"), None),
         };
         tracing::info!(executor = %m.key.1, pgid = m.pgid, "executor {how}");
+        // What it left behind (its task, in a group of its own) goes with it.
+        Self::kill_session(m.pgid, Duration::from_millis(self.config.kill_grace_ms));
         self.executor_gone(&m.key, &how, raw, ctx);
     }
 }
@@ -688,7 +708,7 @@ impl Handler<Incoming<ShutdownFramework>> for Agent {
         self.updates.forget_framework(&fw);
         let grace = Duration::from_millis(self.config.kill_grace_ms);
         for pgid in self.state.remove_framework(&fw) {
-            Self::kill_group(pgid, grace);
+            Self::kill_session(pgid, grace);
         }
     }
 }
@@ -701,11 +721,26 @@ impl Handler<Incoming<ShutdownAgent>> for Agent {
         }
         tracing::warn!("the master shut this agent down: {}", m.msg.message);
         let grace = Duration::from_millis(self.config.kill_grace_ms);
-        for (_, ex) in self.state.executors() {
-            if let Some(pgid) = ex.pgid {
-                Self::kill_group(pgid, grace);
+        let kills: Vec<_> = self
+            .state
+            .executors()
+            .filter_map(|(_, ex)| ex.pgid)
+            .map(|sid| actix::spawn(launcher::kill_session(sid, grace)))
+            .collect();
+        // Whoever waits for the agent to stop hears of it once its executors are gone.
+        let on_stop = self.on_stop.take();
+        actix::spawn(async move {
+            for kill in kills {
+                match kill.await {
+                    Ok(Err(e)) => tracing::warn!("cannot kill an executor's session: {e}"),
+                    Err(e) => tracing::warn!("an executor's kill did not finish: {e}"),
+                    Ok(Ok(_)) => {}
+                }
             }
-        }
+            if let Some(tx) = on_stop {
+                let _ = tx.send(());
+            }
+        });
         self.process.node().unregister(&self.config.name);
         ctx.stop();
     }

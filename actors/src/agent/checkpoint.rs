@@ -40,7 +40,9 @@ pub struct RecoveredRun {
     pub framework_id: FrameworkId,
     pub info: ExecutorInfo,
     pub run_id: String,
-    /// The process group of the executor, once it was started.
+    /// The executor's pid, once it was started (`forked.pid`). The executor leads its own
+    /// session and process group, so this is also their id: what is left of the executor after
+    /// a restart is found and killed by it.
     pub pgid: Option<i32>,
     /// Where the executor was registered from, once it registered.
     pub upid: Option<Upid>,
@@ -139,6 +141,7 @@ impl Checkpointer {
             .run_meta_dir(&run.agent, &run.framework, &run.executor, &run.run)
     }
 
+    /// Records the executor's pid, which is also its session id and process group id.
     pub fn forked_pid(&self, run: &RunPaths, pgid: i32) -> io::Result<()> {
         let path =
             self.layout
@@ -285,7 +288,8 @@ pub enum RunAction {
     Died,
 }
 
-/// Decides the fate of a recovered run; `alive` tells whether a process group is still alive.
+/// Decides the fate of a recovered run; `alive` tells whether the executor's process (by pid) is
+/// still alive.
 pub fn run_action(
     run: &RecoveredRun,
     checkpointing: bool,

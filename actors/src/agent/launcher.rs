@@ -1,5 +1,9 @@
-//! Starting executors and tasks as child processes, each in its own process group, and killing a
-//! whole group: SIGTERM, a grace period, then SIGKILL.
+//! Starting executors as child processes, each in a session of its own, and killing a whole
+//! process group or a whole session: SIGTERM, a grace period, then SIGKILL.
+//!
+//! An executor leads a new session (and a new process group): the command executor puts its task
+//! in a group of its own, but that group stays in the executor's session, so killing the session
+//! reaches the task even when the executor died first.
 
 use meso::protocol::CommandInfo;
 use std::fs::OpenOptions;
@@ -30,6 +34,10 @@ pub enum LaunchError {
     Signal { pgid: i32, source: io::Error },
     #[error("process group {0} survived SIGKILL")]
     Survived(i32),
+    #[error("refusing to kill session {0}")]
+    InvalidSession(i32),
+    #[error("a process of session {0} survived SIGKILL")]
+    SessionSurvived(i32),
 }
 
 /// A started child: its handle (to wait for it) and its process group.
@@ -37,7 +45,8 @@ pub enum LaunchError {
 pub struct Launched {
     pub child: Child,
     pub pid: u32,
-    /// The child leads its own group, so this is also its pid.
+    /// The child leads its own session and group, so this is its pid, its process group id and
+    /// its session id.
     pub pgid: i32,
 }
 
@@ -79,7 +88,7 @@ pub fn build_command(command: &CommandInfo) -> Result<Command, LaunchError> {
     Ok(cmd)
 }
 
-/// Starts `command` in a new process group, in `sandbox`, with the command's environment and
+/// Starts `command` in a new session (so in a new process group too), in `sandbox`, with the command's environment and
 /// then `env` added to the agent's, stdin from /dev/null, and stdout and stderr appended to the
 /// sandbox's `stdout` and `stderr` files.
 pub fn launch(
@@ -95,8 +104,16 @@ pub fn launch(
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(stdout)
-        .stderr(stderr)
-        .process_group(0);
+        .stderr(stderr);
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let child = cmd.spawn().map_err(|source| LaunchError::Spawn {
         command: command.value.clone(),
         source,
@@ -110,8 +127,22 @@ pub fn launch(
     Ok(Launched { child, pid, pgid })
 }
 
-/// Reads the state and process group of a process from `/proc/<pid>/stat`.
-fn stat_of(pid: &str) -> Option<(char, i32)> {
+/// What `/proc/<pid>/stat` says of a process: its state, process group and session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stat {
+    state: char,
+    pgrp: i32,
+    session: i32,
+}
+
+impl Stat {
+    fn live(&self) -> bool {
+        self.state != 'Z' && self.state != 'X'
+    }
+}
+
+/// Reads the state, process group and session of a process from `/proc/<pid>/stat`.
+fn stat_of(pid: &str) -> Option<Stat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may hold anything; fields follow the last `)`.
     let rest = &text[text.rfind(')')? + 1..];
@@ -119,27 +150,56 @@ fn stat_of(pid: &str) -> Option<(char, i32)> {
     let state = fields.next()?.chars().next()?;
     let _ppid = fields.next()?;
     let pgrp = fields.next()?.parse().ok()?;
-    Some((state, pgrp))
+    let session = fields.next()?.parse().ok()?;
+    Some(Stat {
+        state,
+        pgrp,
+        session,
+    })
 }
 
-/// The live (not zombie) processes of group `pgid`, from `/proc`; `None` if `/proc` is not
-/// readable.
-pub fn group_members(pgid: i32) -> Option<Vec<i32>> {
+/// Every live (not zombie) process of `/proc` that `keep` accepts, with its stat; `None` if
+/// `/proc` is not readable.
+fn live_processes(keep: impl Fn(&Stat) -> bool) -> Option<Vec<(i32, Stat)>> {
     let entries = std::fs::read_dir("/proc").ok()?;
-    let mut members = Vec::new();
+    let mut found = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         let Ok(pid) = name.parse::<i32>() else {
             continue;
         };
-        if let Some((state, pgrp)) = stat_of(name) {
-            if pgrp == pgid && state != 'Z' && state != 'X' {
-                members.push(pid);
+        if let Some(stat) = stat_of(name) {
+            if stat.live() && keep(&stat) {
+                found.push((pid, stat));
             }
         }
     }
-    Some(members)
+    Some(found)
+}
+
+/// The live (not zombie) processes of group `pgid`, from `/proc`; `None` if `/proc` is not
+/// readable.
+pub fn group_members(pgid: i32) -> Option<Vec<i32>> {
+    let found = live_processes(|s| s.pgrp == pgid)?;
+    Some(found.into_iter().map(|(pid, _)| pid).collect())
+}
+
+/// The live (not zombie) processes of session `sid`, from `/proc`; `None` if `/proc` is not
+/// readable.
+pub fn session_members(sid: i32) -> Option<Vec<i32>> {
+    let found = live_processes(|s| s.session == sid)?;
+    Some(found.into_iter().map(|(pid, _)| pid).collect())
+}
+
+/// Whether process `pid` is alive (a zombie is not).
+pub fn process_alive(pid: i32) -> bool {
+    pid > 0 && stat_of(&pid.to_string()).is_some_and(|s| s.live())
+}
+
+/// Whether any process of session `sid` is alive (zombies do not count).
+pub fn session_alive(sid: i32) -> bool {
+    sid > 1 && session_members(sid).is_none_or(|members| !members.is_empty())
 }
 
 fn signal_group(pgid: i32, signal: libc::c_int) -> io::Result<()> {
@@ -210,6 +270,69 @@ pub async fn kill_group(pgid: i32, grace: Duration) -> Result<KillOutcome, Launc
     } else {
         Err(LaunchError::Survived(pgid))
     }
+}
+
+fn check_session(sid: i32) -> Result<(), LaunchError> {
+    // SAFETY: getsid(0) has no preconditions.
+    let own = unsafe { libc::getsid(0) };
+    if sid <= 1 || sid == own {
+        return Err(LaunchError::InvalidSession(sid));
+    }
+    Ok(())
+}
+
+/// Sends `signal` to every process group that has a live process in session `sid` (and to
+/// each such process, in case it changed group meanwhile); whether there was any.
+fn signal_session(sid: i32, signal: libc::c_int) -> bool {
+    let Some(found) = live_processes(|s| s.session == sid) else {
+        return false;
+    };
+    let mut groups: Vec<i32> = found.iter().map(|(_, s)| s.pgrp).collect();
+    groups.sort_unstable();
+    groups.dedup();
+    for pgid in groups.into_iter().filter(|g| *g > 1) {
+        let _ = signal_group(pgid, signal);
+    }
+    for (pid, _) in &found {
+        // SAFETY: kill has no memory effects; `pid` is a positive process id of the session.
+        unsafe { libc::kill(*pid, signal) };
+    }
+    !found.is_empty()
+}
+
+async fn wait_session_gone(sid: i32, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if !session_alive(sid) {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Kills every process of session `sid` (found in `/proc`), whatever its process group:
+/// SIGTERM to each group, up to `grace` for them to exit, then SIGKILL. Refuses our own
+/// session and the special ids 0 and 1.
+pub async fn kill_session(sid: i32, grace: Duration) -> Result<KillOutcome, LaunchError> {
+    check_session(sid)?;
+    if !signal_session(sid, libc::SIGTERM) {
+        return Ok(KillOutcome::AlreadyGone);
+    }
+    if wait_session_gone(sid, grace).await {
+        return Ok(KillOutcome::Terminated);
+    }
+    let deadline = tokio::time::Instant::now() + AFTER_SIGKILL;
+    // Processes may still fork while being killed: signal again until none is left.
+    while signal_session(sid, libc::SIGKILL) {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(LaunchError::SessionSurvived(sid));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    Ok(KillOutcome::Killed)
 }
 
 #[cfg(test)]
@@ -348,5 +471,48 @@ mod tests {
     fn stat_lines_with_odd_names_parse() {
         assert!(stat_of("self").is_some());
         assert!(stat_of("no-such-pid").is_none());
+    }
+
+    /// A child leads a new session; a process it puts in another group of that session is
+    /// still killed with the session, even after the leader is gone.
+    #[tokio::test]
+    async fn a_session_is_killed_across_its_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        // The inner shell leads a group of its own (job control), in the same session.
+        let cmd = CommandInfo::shell("exec bash -c 'set -m; sleep 600 & echo $! > inner; wait'");
+        let mut launched = launch(&cmd, &[], dir.path()).unwrap();
+        let sid = launched.pgid;
+        // SAFETY: getsid has no memory effects.
+        assert_eq!(unsafe { libc::getsid(launched.pid as i32) }, sid);
+        let inner: i32 = loop {
+            if let Ok(text) = std::fs::read_to_string(dir.path().join("inner")) {
+                if let Ok(pid) = text.trim().parse() {
+                    break pid;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        // SAFETY: getpgid has no memory effects.
+        assert_ne!(unsafe { libc::getpgid(inner) }, sid, "another group");
+        // SAFETY: as above.
+        unsafe { libc::kill(launched.pid as i32, libc::SIGKILL) };
+        let _ = launched.child.wait().await;
+        assert!(process_alive(inner), "the other group outlives the leader");
+        assert!(session_alive(sid));
+        let outcome = kill_session(sid, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(outcome, KillOutcome::Terminated);
+        assert!(!session_alive(sid));
+        assert_eq!(
+            kill_session(sid, Duration::ZERO).await.unwrap(),
+            KillOutcome::AlreadyGone
+        );
+        // SAFETY: getsid(0) has no preconditions.
+        let own = unsafe { libc::getsid(0) };
+        for sid in [0, 1, own] {
+            assert!(matches!(
+                kill_session(sid, Duration::ZERO).await,
+                Err(LaunchError::InvalidSession(_))
+            ));
+        }
     }
 }

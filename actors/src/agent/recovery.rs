@@ -59,6 +59,8 @@ impl Agent {
     /// A task's terminal update was acknowledged: it is forgotten, on disk too.
     pub(super) fn task_done(&mut self, key: &TaskKey) {
         let Some(task) = self.state.task(key).cloned() else {
+            // An update the agent made for a task it never had (a kill of an unknown task).
+            self.updates.forget(key);
             return;
         };
         self.state.forget_task(key);
@@ -156,7 +158,7 @@ impl Agent {
                 .state
                 .framework(&key.0)
                 .is_none_or(|f| f.info.checkpoint);
-            let action = run_action(&run, checkpointing, launcher::group_alive);
+            let action = run_action(&run, checkpointing, launcher::process_alive);
             let mut tasks = Vec::new();
             for t in run.tasks {
                 let task_key = (key.0.clone(), t.task.task_id.clone());
@@ -188,6 +190,10 @@ impl Agent {
                 self.executor_ended(&key, how, None, false, ctx);
             }
             RunAction::Died => {
+                // Its task may have outlived it, in another group of its session.
+                if let Some(sid) = self.state.executor(&key).and_then(|e| e.pgid) {
+                    Self::kill_session(sid, grace);
+                }
                 let how = (
                     TaskState::Failed,
                     TaskStatusReason::ExecutorTerminated,
@@ -207,8 +213,10 @@ impl Agent {
                     };
                     self.process.send(&upid, msg);
                 }
-                if let Some(pgid) = pgid {
-                    ctx.run_later(grace, move |_, _| Self::kill_group(pgid, grace));
+                // A dead executor may have left its task running in its session.
+                let sid = pgid.or(self.state.executor(&key).and_then(|e| e.pgid));
+                if let Some(sid) = sid {
+                    ctx.run_later(grace, move |_, _| Self::kill_session(sid, grace));
                 }
                 let how = if checkpointing {
                     (
@@ -247,7 +255,7 @@ impl Agent {
         }
         tracing::warn!(executor = %key.1, "the executor did not reregister in time; killing it");
         if let Some(pgid) = self.state.executor(key).and_then(|e| e.pgid) {
-            Self::kill_group(pgid, Duration::from_secs(1));
+            Self::kill_session(pgid, Duration::from_secs(1));
         }
         let how = (
             TaskState::Failed,
@@ -279,10 +287,13 @@ impl Agent {
         if !ex.recovered {
             return false;
         }
-        if ex.pgid.is_some_and(launcher::group_alive) {
+        if ex.pgid.is_some_and(launcher::process_alive) {
             return true;
         }
         tracing::info!(executor = %key.1, "a recovered executor exited");
+        if let Some(sid) = ex.pgid {
+            Self::kill_session(sid, Duration::from_millis(self.config.kill_grace_ms));
+        }
         let how = (
             TaskState::Failed,
             TaskStatusReason::ExecutorTerminated,

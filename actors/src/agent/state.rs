@@ -11,11 +11,15 @@ use meso::protocol::{
     TaskInfo, TaskState, TaskStatus, TaskStatusReason,
 };
 use meso::resources::Resources;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 pub type ExecutorKey = (FrameworkId, ExecutorId);
 pub type TaskKey = (FrameworkId, TaskId);
+
+/// How many ended or killed-while-unknown tasks the agent remembers, to recognise a
+/// `RunTask` or `KillTaskOnAgent` that the network delivered late or twice.
+pub const RECENT_TASKS: usize = 4096;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum StateError {
@@ -33,6 +37,10 @@ pub enum StateError {
     AlreadyTerminal(TaskId),
     #[error("task {0} does not belong to executor {1}")]
     WrongExecutor(TaskId, ExecutorId),
+    #[error("task {0} of framework {1} ended already on this agent")]
+    Ended(TaskId, FrameworkId),
+    #[error("task {0} of framework {1} was killed before it arrived")]
+    KilledBeforeArrival(TaskId, FrameworkId),
 }
 
 #[derive(Debug, Clone)]
@@ -46,7 +54,7 @@ pub struct ExecutorRecord {
     pub info: ExecutorInfo,
     /// Set once it registered.
     pub upid: Option<Upid>,
-    /// Set once its process started.
+    /// Set once its process started: its pid, which is also its session and group id.
     pub pgid: Option<i32>,
     pub sandbox: Option<PathBuf>,
     /// Tasks not yet sent to it (it has not registered).
@@ -69,6 +77,8 @@ pub struct TaskRecord {
     /// The uuid of its terminal update, once there is one.
     pub terminal_uuid: Option<[u8; 16]>,
     pub latest: Option<TaskStatus>,
+    /// A kill was passed on to its executor already.
+    pub kill_sent: bool,
 }
 
 /// What to do with a task that arrived in `RunTask`.
@@ -85,8 +95,15 @@ pub enum RunOutcome {
 /// What a kill request comes to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum KillOutcome {
-    UnknownTask,
+    /// The agent never had the task (its `RunTask` was lost or is late): report `status`
+    /// (TASK_LOST, or TASK_DROPPED for a partition-aware framework); a later `RunTask` for it
+    /// is refused.
+    UnknownTask {
+        status: TaskStatus,
+    },
+    /// The task ended, or is being killed, or was answered as unknown already: nothing to do.
     AlreadyTerminal,
+    AlreadyKilling,
     /// The task never reached its executor: report `status` (TASK_KILLED). When the executor has
     /// nothing else left to run, `kill_group` is the process group to kill.
     KilledBeforeLaunch {
@@ -101,6 +118,39 @@ pub enum KillOutcome {
     },
 }
 
+/// What the agent remembers of a task it no longer tracks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recent {
+    /// It ended and its terminal update was acknowledged.
+    Ended,
+    /// A kill came while the agent did not know it; it was reported ended.
+    KilledUnknown,
+}
+
+/// The last [`RECENT_TASKS`] tasks the agent stopped tracking, oldest forgotten first.
+#[derive(Debug, Default)]
+struct RecentTasks {
+    kinds: HashMap<TaskKey, Recent>,
+    order: VecDeque<TaskKey>,
+}
+
+impl RecentTasks {
+    fn get(&self, key: &TaskKey) -> Option<Recent> {
+        self.kinds.get(key).copied()
+    }
+
+    fn remember(&mut self, key: TaskKey, kind: Recent) {
+        if self.kinds.insert(key.clone(), kind).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > RECENT_TASKS {
+            if let Some(old) = self.order.pop_front() {
+                self.kinds.remove(&old);
+            }
+        }
+    }
+}
+
 /// Frameworks, executors and tasks of one agent.
 #[derive(Debug, Default)]
 pub struct AgentState {
@@ -108,6 +158,7 @@ pub struct AgentState {
     frameworks: HashMap<FrameworkId, FrameworkRecord>,
     executors: HashMap<ExecutorKey, ExecutorRecord>,
     tasks: HashMap<TaskKey, TaskRecord>,
+    recent: RecentTasks,
 }
 
 /// The executor that runs command tasks: `<program> executor`, one per task, with the task's id.
@@ -170,6 +221,13 @@ impl AgentState {
         if self.tasks.contains_key(&task_key) {
             return Err(StateError::DuplicateTask(task.task_id, framework_id));
         }
+        match self.recent.get(&task_key) {
+            Some(Recent::Ended) => return Err(StateError::Ended(task.task_id, framework_id)),
+            Some(Recent::KilledUnknown) => {
+                return Err(StateError::KilledBeforeArrival(task.task_id, framework_id))
+            }
+            None => {}
+        }
         let key = (framework_id.clone(), info.executor_id.clone());
         if task.command.is_some() && self.executors.contains_key(&key) {
             // A command executor is named after its one task.
@@ -196,6 +254,7 @@ impl AgentState {
                 state: TaskState::Staging,
                 terminal_uuid: None,
                 latest: None,
+                kill_sent: false,
             },
         );
         let outcome = match self.executors.get_mut(&key) {
@@ -348,19 +407,48 @@ impl AgentState {
             .count()
     }
 
+    /// A kill of a task the agent does not track: unless it ended here lately or was answered
+    /// already, it is remembered and reported ended (as a Mesos agent does, so that the master
+    /// does not keep it staging forever).
+    fn kill_unknown(&mut self, key: &TaskKey, now_ms: u64) -> KillOutcome {
+        if self.recent.get(key).is_some() {
+            return KillOutcome::AlreadyTerminal;
+        }
+        self.recent.remember(key.clone(), Recent::KilledUnknown);
+        let partition_aware = self
+            .frameworks
+            .get(&key.0)
+            .is_some_and(|f| f.info.partition_aware);
+        let state = if partition_aware {
+            TaskState::Dropped
+        } else {
+            TaskState::Lost
+        };
+        let mut status = TaskStatus::new(key.1.clone(), state, now_ms)
+            .with_reason(TaskStatusReason::TaskUnknown)
+            .with_message("task unknown to the agent".to_string())
+            .reliable();
+        status.agent_id = self.agent_id.clone();
+        KillOutcome::UnknownTask { status }
+    }
+
     /// A kill request from the master.
     pub fn kill_task(&mut self, key: &TaskKey, now_ms: u64) -> KillOutcome {
-        let Some(task) = self.tasks.get(key) else {
-            return KillOutcome::UnknownTask;
+        let Some(task) = self.tasks.get_mut(key) else {
+            return self.kill_unknown(key, now_ms);
         };
         if task.terminal_uuid.is_some() {
             return KillOutcome::AlreadyTerminal;
         }
+        if task.kill_sent {
+            return KillOutcome::AlreadyKilling;
+        }
         let ex_key = (key.0.clone(), task.executor_id.clone());
         let Some(ex) = self.executors.get_mut(&ex_key) else {
-            return KillOutcome::UnknownTask;
+            return KillOutcome::AlreadyTerminal;
         };
         if let Some(upid) = &ex.upid {
+            task.kill_sent = true;
             return KillOutcome::AskExecutor {
                 executor: ex_key,
                 upid: upid.clone(),
@@ -456,6 +544,7 @@ impl AgentState {
         let Some(task) = self.tasks.remove(key) else {
             return false;
         };
+        self.recent.remember(key.clone(), Recent::Ended);
         if let Some(ex) = self.executors.get_mut(&(key.0.clone(), task.executor_id)) {
             ex.tasks.remove(&key.1);
         }
@@ -466,7 +555,17 @@ impl AgentState {
     /// executors.
     pub fn remove_framework(&mut self, framework_id: &FrameworkId) -> Vec<i32> {
         self.frameworks.remove(framework_id);
-        self.tasks.retain(|(fw, _), _| fw != framework_id);
+        let gone: Vec<TaskKey> = self
+            .tasks
+            .keys()
+            .filter(|(fw, _)| fw == framework_id)
+            .cloned()
+            .collect();
+        for key in gone {
+            self.tasks.remove(&key);
+            // A late RunTask of a framework shut down must not start anything.
+            self.recent.remember(key, Recent::Ended);
+        }
         let mut groups = Vec::new();
         self.executors.retain(|(fw, _), ex| {
             if fw == framework_id {
@@ -512,6 +611,7 @@ impl AgentState {
                     state,
                     terminal_uuid,
                     latest,
+                    kill_sent: false,
                 },
             );
         }

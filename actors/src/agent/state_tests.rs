@@ -128,7 +128,96 @@ fn kill_before_registration() {
     // Its executor dies afterwards: no second terminal update.
     let (_, statuses) = s.executor_exited(&ex_key("t1"), "was killed", 7).unwrap();
     assert!(statuses.is_empty());
-    assert_eq!(s.kill_task(&task_key("nope"), 8), KillOutcome::UnknownTask);
+    assert!(matches!(
+        s.kill_task(&task_key("nope"), 8),
+        KillOutcome::UnknownTask { .. }
+    ));
+}
+
+/// A second kill of a task whose kill went to its executor changes nothing.
+#[test]
+fn a_duplicate_kill_is_not_passed_on_twice() {
+    let mut s = AgentState::new();
+    run(&mut s, command_task("t1"));
+    s.register_executor(&ex_key("t1"), upid("ex")).unwrap();
+    assert!(matches!(
+        s.kill_task(&task_key("t1"), 5),
+        KillOutcome::AskExecutor { .. }
+    ));
+    assert_eq!(s.kill_task(&task_key("t1"), 6), KillOutcome::AlreadyKilling);
+}
+
+/// Mesos: a kill of a task the agent never had (its RunTask was lost or is late) is answered
+/// TASK_LOST (TASK_DROPPED for a partition-aware framework), reliably, once; the late RunTask
+/// then starts nothing.
+#[test]
+fn a_kill_of_an_unknown_task_ends_it_and_a_late_run_is_refused() {
+    let mut s = AgentState::new();
+    s.agent_id = Some(AgentId::new("a"));
+    let KillOutcome::UnknownTask { status } = s.kill_task(&task_key("lost"), 5) else {
+        panic!("answered")
+    };
+    assert_eq!(status.state, TaskState::Lost);
+    assert_eq!(status.reason, Some(TaskStatusReason::TaskUnknown));
+    assert!(status.uuid.is_some(), "sent reliably");
+    assert_eq!(status.agent_id, Some(AgentId::new("a")));
+    assert_eq!(
+        s.kill_task(&task_key("lost"), 6),
+        KillOutcome::AlreadyTerminal
+    );
+    let late = s.run_task(
+        FrameworkInfo::new("f", "u"),
+        fw(),
+        upid("scheduler"),
+        command_task("lost"),
+        Path::new("/bin/meso"),
+        "r1",
+    );
+    assert!(matches!(late, Err(StateError::KilledBeforeArrival(..))));
+    assert!(s.executor(&ex_key("lost")).is_none());
+
+    // A partition-aware framework the agent knows hears TASK_DROPPED.
+    let mut info = FrameworkInfo::new("f", "u");
+    info.partition_aware = true;
+    s.run_task(
+        info,
+        fw(),
+        upid("scheduler"),
+        command_task("t1"),
+        Path::new("/bin/meso"),
+        "r1",
+    )
+    .unwrap();
+    let KillOutcome::UnknownTask { status } = s.kill_task(&task_key("t2"), 7) else {
+        panic!("answered")
+    };
+    assert_eq!(status.state, TaskState::Dropped);
+}
+
+/// A RunTask delivered again after its task ended and was forgotten starts nothing.
+#[test]
+fn a_late_duplicate_run_of_an_ended_task_is_refused() {
+    let mut s = AgentState::new();
+    run(&mut s, command_task("t1"));
+    s.register_executor(&ex_key("t1"), upid("ex")).unwrap();
+    s.record_update(&fw(), None, &update(TaskState::Finished, "t1"))
+        .unwrap();
+    assert!(s.forget_task(&task_key("t1")));
+    s.executor_exited(&ex_key("t1"), "exited", 3);
+    let again = s.run_task(
+        FrameworkInfo::new("f", "u"),
+        fw(),
+        upid("scheduler"),
+        command_task("t1"),
+        Path::new("/bin/meso"),
+        "r2",
+    );
+    assert!(matches!(again, Err(StateError::Ended(..))));
+    assert_eq!(
+        s.kill_task(&task_key("t1"), 4),
+        KillOutcome::AlreadyTerminal,
+        "no TASK_LOST for a task that ended here"
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@ use super::env::ExecutorEnv;
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Message};
 use meso::process::{Exited, Incoming, Node, NodeConfig, Process, Upid};
 use meso::protocol::*;
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -133,6 +134,26 @@ impl Message for Local {
     type Result = ();
 }
 
+/// The task ids an executor was asked to launch and to kill, so that a frame the network
+/// delivered twice reaches the executor once.
+#[derive(Debug, Default)]
+pub struct Seen {
+    launched: HashSet<TaskId>,
+    killed: HashSet<TaskId>,
+}
+
+impl Seen {
+    /// Whether this is the first launch of `task`.
+    pub fn first_launch(&mut self, task: &TaskId) -> bool {
+        self.launched.insert(task.clone())
+    }
+
+    /// Whether this is the first kill of `task`.
+    pub fn first_kill(&mut self, task: &TaskId) -> bool {
+        self.killed.insert(task.clone())
+    }
+}
+
 pub struct ExecutorActor {
     executor: Box<dyn Executor>,
     driver: ExecutorDriver,
@@ -142,6 +163,8 @@ pub struct ExecutorActor {
     unacked: Vec<TaskStatus>,
     /// Tasks launched and not yet done (terminal update acknowledged), for reregistration.
     tasks: Vec<TaskInfo>,
+    /// Which launches and kills were handed to the executor already (duplicates are dropped).
+    seen: Seen,
     /// Whether the agent checkpoints this framework (learnt at registration).
     checkpoint: bool,
     connected: bool,
@@ -199,7 +222,14 @@ impl ExecutorActor {
 impl Handler<Incoming<ExecutorRegistered>> for ExecutorActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<ExecutorRegistered>, _: &mut Context<Self>) {
-        if !self.is_from_agent(&m.from, "ExecutorRegistered") || self.registered {
+        if !self.is_from_agent(&m.from, "ExecutorRegistered") {
+            return;
+        }
+        if self.registered {
+            tracing::info!(
+                "ignoring ExecutorRegistered from {}: registered already",
+                m.from
+            );
             return;
         }
         self.registered = true;
@@ -218,22 +248,39 @@ impl Handler<Incoming<ExecutorRegistered>> for ExecutorActor {
 impl Handler<Incoming<LaunchTask>> for ExecutorActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<LaunchTask>, _: &mut Context<Self>) {
-        if self.is_from_agent(&m.from, "LaunchTask") {
-            self.tasks.retain(|t| t.task_id != m.msg.task.task_id);
-            self.tasks.push(m.msg.task.clone());
-            self.executor.launch_task(&self.driver, m.msg.task);
+        if !self.is_from_agent(&m.from, "LaunchTask") {
+            return;
         }
+        if !self.seen.first_launch(&m.msg.task.task_id) {
+            tracing::info!(
+                "ignoring LaunchTask from {}: task {} was launched already",
+                m.from,
+                m.msg.task.task_id
+            );
+            return;
+        }
+        self.tasks.push(m.msg.task.clone());
+        self.executor.launch_task(&self.driver, m.msg.task);
     }
 }
 
 impl Handler<Incoming<KillTaskInExecutor>> for ExecutorActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<KillTaskInExecutor>, _: &mut Context<Self>) {
-        if self.is_from_agent(&m.from, "KillTaskInExecutor") {
-            let grace = m.msg.kill_grace_period_ms.map(Duration::from_millis);
-            self.executor
-                .kill_task_with_grace(&self.driver, m.msg.task_id, grace);
+        if !self.is_from_agent(&m.from, "KillTaskInExecutor") {
+            return;
         }
+        if !self.seen.first_kill(&m.msg.task_id) {
+            tracing::info!(
+                "ignoring KillTaskInExecutor from {}: task {} is being killed already",
+                m.from,
+                m.msg.task_id
+            );
+            return;
+        }
+        let grace = m.msg.kill_grace_period_ms.map(Duration::from_millis);
+        self.executor
+            .kill_task_with_grace(&self.driver, m.msg.task_id, grace);
     }
 }
 
@@ -244,7 +291,11 @@ impl Handler<Incoming<ExecutorStatusAck>> for ExecutorActor {
             return;
         }
         let Some(i) = self.unacked.iter().position(|s| s.uuid == Some(m.msg.uuid)) else {
-            tracing::debug!(task = %m.msg.task_id, "ignoring an acknowledgement of no pending update");
+            tracing::info!(
+                "ignoring ExecutorStatusAck from {}: no pending update of task {} has that uuid",
+                m.from,
+                m.msg.task_id
+            );
             return;
         };
         let status = self.unacked.remove(i);
@@ -410,6 +461,7 @@ async fn start(executor: Box<dyn Executor>, env: ExecutorEnv) -> Result<(), Star
             registered: false,
             unacked: Vec::new(),
             tasks: Vec::new(),
+            seen: Seen::default(),
             checkpoint: true,
             connected: true,
             disconnections: 0,
@@ -451,5 +503,22 @@ pub fn run_executor(executor: impl Executor) -> i32 {
             eprintln!("meso executor: {e}");
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_is_launched_and_killed_once() {
+        let mut seen = Seen::default();
+        let (a, b) = (TaskId::new("a"), TaskId::new("b"));
+        assert!(seen.first_launch(&a));
+        assert!(!seen.first_launch(&a));
+        assert!(seen.first_launch(&b));
+        assert!(seen.first_kill(&a));
+        assert!(!seen.first_kill(&a));
+        assert!(seen.first_kill(&b));
     }
 }
