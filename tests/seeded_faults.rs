@@ -53,6 +53,8 @@ struct TaskRecord {
     /// Every update the framework was shown: state and whether it was a reliable one (with uuid).
     seen: Vec<(TaskState, bool, String)>,
     terminal: Option<TaskState>,
+    /// Reliable terminal updates shown: more than one means an end was shown twice as news.
+    reliable_ends: usize,
 }
 
 #[derive(Debug, Default)]
@@ -127,9 +129,20 @@ impl Scheduler for Checker {
         if !status.state.is_terminal() {
             return;
         }
+        if reliable {
+            rec.reliable_ends += 1;
+            if rec.reliable_ends == 2 {
+                violations.push(format!(
+                    "task {} was shown two reliable ends: {:?}",
+                    status.task_id, rec.seen
+                ));
+            }
+        }
         match rec.terminal {
             None => rec.terminal = Some(status.state),
-            Some(first) if reliable => violations.push(format!(
+            // The reliable update of an end the framework already learned (from a reconciliation
+            // answer that overtook it) tells nothing new; a different end contradicts the first.
+            Some(first) if reliable && first != status.state => violations.push(format!(
                 "task {} ended {} and then again {} ({}): seen {:?}",
                 status.task_id, first, status.state, status.message, rec.seen
             )),
