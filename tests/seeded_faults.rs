@@ -3,8 +3,10 @@
 //! A master, three agents and a framework, each on a node of its own (and an arbiter, so a thread,
 //! of its own), in one process; real `meso executor` processes run the tasks. Every node drops,
 //! duplicates and delays its outgoing frames with probabilities and a random generator fixed by the
-//! seed. The framework launches tasks, kills those that stay silent too long, and reconciles; the
-//! test checks throughout and at the end:
+//! seed, and on a schedule drawn from the seed the master, an agent or the framework dies at once
+//! (its thread, node and actors go; executors, real processes, live on) and starts again on the
+//! same address and work dir. The framework launches tasks, kills those that stay silent too long,
+//! and reconciles; the test checks throughout and at the end:
 //! - each task reaches exactly one terminal state as the framework sees it (a reliable terminal
 //!   update after another is a violation);
 //! - no update is lost: every task ends, and a task whose command ran to the end (it leaves a
@@ -214,6 +216,7 @@ struct Sim {
     program: PathBuf,
     dir: PathBuf,
     master: Upid,
+    master_arbiter: Option<Arbiter>,
     /// Per agent: its arbiter (thread) and the port it listens on, kept across restarts.
     agents: Vec<(Arbiter, u16)>,
     framework: Option<(Arbiter, SchedulerDriver)>,
@@ -258,6 +261,39 @@ impl Sim {
         let again = self.start_agent(i, port).await;
         self.agents.insert(i, again);
         self.restarts.push(format!("agent-{i}"));
+    }
+
+    async fn start_master(&mut self, port: u16) -> Upid {
+        let arbiter = Arbiter::new();
+        let node = start_node_on(
+            &arbiter,
+            self.node_config(1 + 1000 * self.restarts.len() as u64, port),
+        )
+        .await;
+        let dir = self.dir.join("master");
+        let master = on_arbiter(&arbiter, move || async move {
+            let config = MasterConfig {
+                allocation_interval_ms: 200,
+                offer_timeout_ms: Some(2_000),
+                work_dir: Some(dir),
+                ..MasterConfig::default()
+            };
+            start_master(&node, config).expect("master")
+        })
+        .await;
+        self.master_arbiter = Some(arbiter);
+        master
+    }
+
+    /// The master dies at once and starts again on the same port and work dir (its registry).
+    async fn restart_master(&mut self) {
+        if let Some(arbiter) = self.master_arbiter.take() {
+            arbiter.stop();
+            let _ = arbiter.join();
+        }
+        let port = self.master.port();
+        self.master = self.start_master(port).await;
+        self.restarts.push("master".into());
     }
 
     async fn start_framework(&mut self, id: Option<meso::protocol::FrameworkId>) {
@@ -308,6 +344,9 @@ impl Sim {
         for (arbiter, _) in self.agents {
             arbiter.stop();
         }
+        if let Some(arbiter) = self.master_arbiter {
+            arbiter.stop();
+        }
     }
 }
 
@@ -315,27 +354,6 @@ async fn run(seed: u64, tasks: usize, restarts: usize) -> Result<String, String>
     let mut rng = SmallRng::seed_from_u64(seed);
     let program = meso_binary();
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-
-    let master_arbiter = Arbiter::new();
-    let master_node = start_node_on(
-        &master_arbiter,
-        NodeConfig {
-            faults: Some(faults(seed, 1)),
-            ..NodeConfig::default()
-        },
-    )
-    .await;
-    let master_dir = dir.path().join("master");
-    let master: Upid = on_arbiter(&master_arbiter, move || async move {
-        let config = MasterConfig {
-            allocation_interval_ms: 200,
-            offer_timeout_ms: Some(2_000),
-            work_dir: Some(master_dir),
-            ..MasterConfig::default()
-        };
-        start_master(&master_node, config).expect("master")
-    })
-    .await;
 
     let book = Arc::new(Mutex::new(Book::default()));
     {
@@ -351,12 +369,14 @@ async fn run(seed: u64, tasks: usize, restarts: usize) -> Result<String, String>
         seed,
         program,
         dir: dir.path().to_path_buf(),
-        master,
+        master: "master@127.0.0.1:1".parse().unwrap(),
+        master_arbiter: None,
         agents: Vec::new(),
         framework: None,
         book: book.clone(),
         restarts: Vec::new(),
     };
+    sim.master = sim.start_master(0).await;
     for i in 0..AGENTS {
         let agent = sim.start_agent(i, 0).await;
         sim.agents.push(agent);
@@ -371,9 +391,11 @@ async fn run(seed: u64, tasks: usize, restarts: usize) -> Result<String, String>
         tokio::time::sleep(Duration::from_millis(250)).await;
         let now = Instant::now();
         if sim.restarts.len() < restarts && now >= next_restart {
-            let pick = rng.gen_range(0..=AGENTS);
+            let pick = rng.gen_range(0..AGENTS + 2);
             if pick == AGENTS {
                 sim.restart_framework().await;
+            } else if pick == AGENTS + 1 {
+                sim.restart_master().await;
             } else {
                 sim.restart_agent(pick).await;
             }
@@ -451,7 +473,6 @@ async fn run(seed: u64, tasks: usize, restarts: usize) -> Result<String, String>
             .entry(r.terminal.map_or("none".into(), |s| s.to_string()))
             .or_default() += 1;
     }
-    master_arbiter.stop();
     if problems.is_empty() {
         Ok(format!("{tally:?} restarts {restarted:?}"))
     } else {
