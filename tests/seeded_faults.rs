@@ -86,7 +86,7 @@ impl Scheduler for Checker {
                 let rec = book.tasks.entry(id.clone()).or_default();
                 rec.agent = Some(offer.agent_id.clone());
                 rec.launched_at = Some(Instant::now());
-                let command = CommandInfo::shell("echo $MESOS_TASK_ID > ran");
+                let command = CommandInfo::shell("sleep 0.5; echo $MESOS_TASK_ID > ran");
                 tasks.push(TaskInfo::command(
                     id,
                     offer.agent_id.clone(),
@@ -424,7 +424,7 @@ async fn run(seed: u64, tasks: usize, restarts: usize) -> Result<String, String>
                 reconcile,
             )
         };
-        if done && sim.restarts.len() >= restarts.min(1) {
+        if done && sim.restarts.len() >= restarts {
             break Ok(());
         }
         if now - start > DEADLINE {
@@ -472,6 +472,22 @@ async fn run(seed: u64, tasks: usize, restarts: usize) -> Result<String, String>
         *tally
             .entry(r.terminal.map_or("none".into(), |s| s.to_string()))
             .or_default() += 1;
+    }
+    // Why tasks did not finish, by the update that ended them (MESO_VERBOSE=1 prints it).
+    let mut why: BTreeMap<String, usize> = BTreeMap::new();
+    for r in b
+        .tasks
+        .values()
+        .filter(|r| r.terminal != Some(TaskState::Finished))
+    {
+        let last = r.seen.iter().rev().find(|(s, _, _)| s.is_terminal());
+        let key = last.map_or("none".into(), |(s, rel, m)| {
+            format!("{s} reliable={rel} {m}")
+        });
+        *why.entry(key.chars().take(140).collect()).or_default() += 1;
+    }
+    if std::env::var("MESO_VERBOSE").is_ok() {
+        eprintln!("seed {seed}: unfinished tasks by their last update {why:#?}");
     }
     if problems.is_empty() {
         Ok(format!("{tally:?} restarts {restarted:?}"))
