@@ -1,0 +1,552 @@
+//! Scaffolding shared by the agent integration tests: a fake master, a real agent actor on a node
+//! of its own, waiting for what the fake master records (with timeouts), polling for files and
+//! for process groups and sessions to go, and a guard that kills a `meso` child process.
+//!
+//! Each test file compiles this module on its own and uses only part of it.
+#![allow(dead_code)]
+
+use actix::{Actor, Context, Handler};
+use meso::process::{Incoming, Node, NodeConfig, Process, Upid};
+use meso::protocol::*;
+use meso::resources::Resources;
+use meso_actors::agent::launcher;
+use meso_actors::agent::{start_agent_with_stop, AgentConfig};
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::oneshot;
+
+/// The `meso` binary: the agent's executor program, and what `spawn_meso` runs.
+pub const MESO: &str = env!("CARGO_BIN_EXE_meso");
+
+/// What the fake master (or a fake executor) records.
+#[derive(Debug)]
+pub enum Event {
+    Registered(Upid),
+    Reregistered(ReregisterAgent),
+    Update(StatusUpdate),
+    ExecutorExited(ExecutorExited),
+    /// A task given to a fake executor.
+    Launched(TaskInfo),
+}
+
+/// How the fake master answers.
+#[derive(Clone)]
+pub struct MasterBehaviour {
+    /// The id handed to the agent (and put in acknowledgements).
+    pub agent_id: AgentId,
+    /// Whether reliable updates are acknowledged at all.
+    pub ack: bool,
+    /// While set, RUNNING updates are recorded but not acknowledged.
+    pub hold_running_acks: Arc<AtomicBool>,
+}
+
+impl Default for MasterBehaviour {
+    fn default() -> Self {
+        MasterBehaviour {
+            agent_id: AgentId::new("agent-1"),
+            ack: true,
+            hold_running_acks: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// Registers the agent (as `agent-1` by default), takes it back when it reregisters, records
+/// every update and acknowledges it as its [`MasterBehaviour`] says, and records executor ends.
+pub struct FakeMaster {
+    process: Process,
+    tx: UnboundedSender<Event>,
+    behaviour: MasterBehaviour,
+}
+
+impl Actor for FakeMaster {
+    type Context = Context<Self>;
+}
+
+impl FakeMaster {
+    fn info(&self) -> MasterInfo {
+        MasterInfo {
+            id: "fake".into(),
+            upid: self.process.me().clone(),
+        }
+    }
+}
+
+impl Handler<Incoming<RegisterAgent>> for FakeMaster {
+    type Result = ();
+    fn handle(&mut self, m: Incoming<RegisterAgent>, _: &mut Context<Self>) {
+        let reply = AgentRegistered {
+            agent_id: self.behaviour.agent_id.clone(),
+            master_info: self.info(),
+        };
+        self.process.send(&m.from, reply);
+        let _ = self.tx.send(Event::Registered(m.from));
+    }
+}
+
+impl Handler<Incoming<ReregisterAgent>> for FakeMaster {
+    type Result = ();
+    fn handle(&mut self, m: Incoming<ReregisterAgent>, _: &mut Context<Self>) {
+        let reply = AgentReregistered {
+            agent_id: self.behaviour.agent_id.clone(),
+            master_info: self.info(),
+        };
+        self.process.send(&m.from, reply);
+        let _ = self.tx.send(Event::Reregistered(m.msg));
+    }
+}
+
+impl Handler<Incoming<StatusUpdate>> for FakeMaster {
+    type Result = ();
+    fn handle(&mut self, m: Incoming<StatusUpdate>, _: &mut Context<Self>) {
+        let hold = self.behaviour.hold_running_acks.load(Ordering::SeqCst)
+            && m.msg.status.state == TaskState::Running;
+        if let (Some(uuid), true, false) = (m.msg.status.uuid, self.behaviour.ack, hold) {
+            let ack = StatusUpdateAcknowledgement {
+                agent_id: self.behaviour.agent_id.clone(),
+                framework_id: m.msg.framework_id.clone(),
+                task_id: m.msg.status.task_id.clone(),
+                uuid,
+            };
+            self.process.send(&m.from, ack);
+        }
+        let _ = self.tx.send(Event::Update(m.msg));
+    }
+}
+
+impl Handler<Incoming<ExecutorExited>> for FakeMaster {
+    type Result = ();
+    fn handle(&mut self, m: Incoming<ExecutorExited>, _: &mut Context<Self>) {
+        let _ = self.tx.send(Event::ExecutorExited(m.msg));
+    }
+}
+
+/// Starts a fake master named `master` on `node`; returns its process.
+pub fn start_fake_master(
+    node: &Node,
+    tx: UnboundedSender<Event>,
+    behaviour: MasterBehaviour,
+) -> Process {
+    let process = node.process("master").unwrap();
+    let fake = FakeMaster {
+        process: process.clone(),
+        tx,
+        behaviour,
+    };
+    node.actor::<FakeMaster>("master")
+        .handle::<RegisterAgent>()
+        .handle::<ReregisterAgent>()
+        .handle::<StatusUpdate>()
+        .handle::<ExecutorExited>()
+        .start(fake)
+        .unwrap();
+    process
+}
+
+/// The events recorded, each waited for at most `timeout`.
+pub struct Events {
+    rx: UnboundedReceiver<Event>,
+    timeout: Duration,
+}
+
+impl Events {
+    pub fn new(rx: UnboundedReceiver<Event>, timeout: Duration) -> Self {
+        Events { rx, timeout }
+    }
+
+    /// The next event; panics when none comes within the timeout.
+    pub async fn next(&mut self, what: &str) -> Event {
+        match tokio::time::timeout(self.timeout, self.rx.recv()).await {
+            Ok(Some(e)) => e,
+            _ => panic!("nothing arrived while waiting for {what}"),
+        }
+    }
+
+    /// The next event if one comes before `deadline`.
+    pub async fn next_before(&mut self, deadline: tokio::time::Instant) -> Option<Event> {
+        tokio::time::timeout_at(deadline, self.rx.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// An event already there.
+    pub fn try_recv(&mut self) -> Result<Event, TryRecvError> {
+        self.rx.try_recv()
+    }
+
+    /// Skips events up to the next registration; returns who registered.
+    pub async fn wait_registered(&mut self) -> Upid {
+        loop {
+            if let Event::Registered(from) = self.next("registration").await {
+                return from;
+            }
+        }
+    }
+
+    /// Skips events up to the next reregistration.
+    pub async fn wait_reregistered(&mut self) -> ReregisterAgent {
+        loop {
+            if let Event::Reregistered(r) = self.next("reregistration").await {
+                return r;
+            }
+        }
+    }
+
+    /// Skips events up to the first update in state RUNNING (of any task).
+    pub async fn wait_running(&mut self) {
+        loop {
+            if let Event::Update(u) = self.next("RUNNING").await {
+                if u.status.state == TaskState::Running {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Waits for an update of `task` in `state`; returns it.
+    pub async fn wait_state(&mut self, task: &str, state: TaskState) -> StatusUpdate {
+        loop {
+            if let Event::Update(u) = self.next(&format!("{task} {state}")).await {
+                if u.status.task_id.as_str() == task && u.status.state == state {
+                    return u;
+                }
+            }
+        }
+    }
+
+    /// Every update of `task` until its terminal one (updates of other tasks are skipped).
+    pub async fn until_terminal(&mut self, task: &str) -> Vec<StatusUpdate> {
+        let mut seen = Vec::new();
+        loop {
+            if let Event::Update(u) = self.next(&format!("{task} to end")).await {
+                if u.status.task_id.as_str() == task {
+                    let end = u.status.state.is_terminal();
+                    seen.push(u);
+                    if end {
+                        return seen;
+                    }
+                }
+            }
+        }
+    }
+
+    /// After `quiet`, none of the events that arrived is an update.
+    pub async fn assert_no_update_within(&mut self, quiet: Duration) {
+        tokio::time::sleep(quiet).await;
+        while let Ok(e) = self.try_recv() {
+            assert!(!matches!(e, Event::Update(_)), "unexpected {e:?}");
+        }
+    }
+}
+
+/// How [`Cluster::start`] sets things up.
+pub struct ClusterOptions {
+    pub master_node: NodeConfig,
+    pub master: MasterBehaviour,
+    pub kill_grace_ms: u64,
+    /// The work directory in memory when the machine has one (checkpoints sync every write).
+    pub work_dir_in_memory: bool,
+    /// How long [`Events::next`] waits.
+    pub timeout: Duration,
+    /// The agent's registration must be the very first event (rather than the first
+    /// registration among them).
+    pub registration_first: bool,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            master_node: NodeConfig::default(),
+            master: MasterBehaviour::default(),
+            kill_grace_ms: 1_000,
+            work_dir_in_memory: false,
+            timeout: Duration::from_secs(20),
+            registration_first: true,
+        }
+    }
+}
+
+/// A fake master on one node, a real agent actor (executor program: the `meso` binary) on
+/// another, over loopback TCP; the agent has registered.
+pub struct Cluster {
+    pub master: Process,
+    pub master_node: Node,
+    pub agent_node: Node,
+    pub agent: Upid,
+    /// Where the fake master records (for fakes started later).
+    pub tx: UnboundedSender<Event>,
+    pub events: Events,
+    /// Told when the agent actor has stopped.
+    pub stopped: Option<oneshot::Receiver<()>>,
+    pub work_dir: tempfile::TempDir,
+    /// Uuids of the updates seen so far, for tests that drop duplicates.
+    pub seen: HashSet<[u8; 16]>,
+}
+
+impl Cluster {
+    pub async fn start(options: ClusterOptions) -> Cluster {
+        let master_node = Node::start(options.master_node).await.unwrap();
+        let agent_node = Node::start(NodeConfig::default()).await.unwrap();
+        let (tx, rx) = unbounded_channel();
+        let mut events = Events::new(rx, options.timeout);
+        let master = start_fake_master(&master_node, tx.clone(), options.master);
+        let work_dir = if options.work_dir_in_memory {
+            memory_work_dir()
+        } else {
+            tempfile::tempdir().unwrap()
+        };
+        let mut config = AgentConfig::new(
+            master.me().clone(),
+            work_dir.path().to_path_buf(),
+            Resources::parse("cpus:2;mem:512").unwrap(),
+            PathBuf::from(MESO),
+        );
+        config.kill_grace_ms = options.kill_grace_ms;
+        let (agent, stopped) = start_agent_with_stop(&agent_node, config).unwrap();
+        if options.registration_first {
+            match events.next("registration").await {
+                Event::Registered(from) => assert_eq!(from, agent),
+                other => panic!("expected a registration, got {other:?}"),
+            }
+        } else {
+            assert_eq!(events.wait_registered().await, agent);
+        }
+        Cluster {
+            master,
+            master_node,
+            agent_node,
+            agent,
+            tx,
+            events,
+            stopped: Some(stopped),
+            work_dir,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Sends the agent `task` of framework `fw` (which does not checkpoint).
+    pub fn run(&self, task: TaskInfo) {
+        self.master
+            .send(&self.agent, run_task(&self.master, task, false));
+    }
+
+    pub fn kill(&self, id: &str, kill_grace_period_ms: Option<u64>) {
+        let msg = KillTaskOnAgent {
+            framework_id: FrameworkId::new("fw"),
+            task_id: TaskId::new(id),
+            kill_grace_period_ms,
+        };
+        self.master.send(&self.agent, msg);
+    }
+
+    pub fn shutdown_framework(&self) {
+        let msg = ShutdownFramework {
+            framework_id: FrameworkId::new("fw"),
+        };
+        self.master.send(&self.agent, msg);
+    }
+
+    pub fn runs_dir(&self, executor: &str) -> PathBuf {
+        runs_dir(self.work_dir.path(), executor)
+    }
+
+    pub fn meta_runs_dir(&self, executor: &str) -> PathBuf {
+        meta_runs_dir(self.work_dir.path(), executor)
+    }
+
+    /// The sandbox of the (only) run of `executor`.
+    pub fn sandbox(&self, executor: &str) -> PathBuf {
+        only_dir(&self.runs_dir(executor))
+    }
+}
+
+/// A work directory in memory when the machine has one, else an ordinary temporary one.
+pub fn memory_work_dir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(dir) = tempfile::tempdir_in(shm) {
+            return dir;
+        }
+    }
+    tempfile::tempdir().unwrap()
+}
+
+/// A command task `id` on `agent-1`.
+pub fn command_task(id: &str, command: &str) -> TaskInfo {
+    TaskInfo::command(
+        TaskId::new(id),
+        AgentId::new("agent-1"),
+        Resources::parse("cpus:0.1;mem:32").unwrap(),
+        CommandInfo::shell(command),
+    )
+}
+
+/// A task `id` for the custom executor `executor` of framework `fw`, which runs `command`.
+pub fn custom_task(id: &str, executor: &str, command: &str) -> TaskInfo {
+    let mut task = command_task(id, "unused");
+    task.command = None;
+    task.executor = Some(ExecutorInfo {
+        executor_id: ExecutorId::new(executor),
+        framework_id: FrameworkId::new("fw"),
+        command: CommandInfo::shell(command),
+        resources: Resources::new(),
+        name: "custom".into(),
+    });
+    task
+}
+
+/// `RunTask` for `task` of framework `fw`, scheduled by `scheduler`.
+pub fn run_task(scheduler: &Process, task: TaskInfo, checkpoint: bool) -> RunTask {
+    let mut framework = FrameworkInfo::new("test", "tester");
+    framework.checkpoint = checkpoint;
+    RunTask {
+        framework,
+        framework_id: FrameworkId::new("fw"),
+        scheduler: scheduler.me().clone(),
+        task,
+    }
+}
+
+/// The runs (sandboxes) of `executor` of framework `fw` on `agent-1`.
+pub fn runs_dir(work_dir: &Path, executor: &str) -> PathBuf {
+    work_dir
+        .join("agents/agent-1/frameworks/fw/executors")
+        .join(executor)
+        .join("runs")
+}
+
+/// The checkpointed runs of `executor` of framework `fw` on `agent-1`.
+pub fn meta_runs_dir(work_dir: &Path, executor: &str) -> PathBuf {
+    work_dir
+        .join("meta/agents/agent-1/frameworks/fw/executors")
+        .join(executor)
+        .join("runs")
+}
+
+/// The one entry of `dir`; panics unless there is exactly one.
+pub fn only_dir(dir: &Path) -> PathBuf {
+    let mut dirs: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "one run in {}", dir.display());
+    dirs.remove(0)
+}
+
+pub fn states(seen: &[TaskStatus]) -> Vec<TaskState> {
+    seen.iter().map(|s| s.state).collect()
+}
+
+/// Calls `check` up to `tries` times, `every` apart, until it gives something.
+pub async fn poll<T>(
+    tries: usize,
+    every: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    for _ in 0..tries {
+        if let Some(found) = check() {
+            return Some(found);
+        }
+        tokio::time::sleep(every).await;
+    }
+    None
+}
+
+/// The text of `path` once it ends with a newline, looking every `every` (200 times at most).
+pub async fn wait_file_every(path: &Path, every: Duration) -> String {
+    poll(200, every, || {
+        std::fs::read_to_string(path)
+            .ok()
+            .filter(|text| text.ends_with('\n'))
+    })
+    .await
+    .unwrap_or_else(|| panic!("{} never appeared", path.display()))
+}
+
+/// The text of `path` once it ends with a newline (10 s at most).
+pub async fn wait_file(path: &Path) -> String {
+    wait_file_every(path, Duration::from_millis(50)).await
+}
+
+/// The pid (or process group) written to `path` with a newline.
+pub async fn wait_pid(path: &Path) -> i32 {
+    wait_file(path).await.trim().parse().unwrap()
+}
+
+/// Whether process group `pgid` is gone within `tries` looks, 50 ms apart.
+pub async fn group_gone(pgid: i32, tries: usize) -> bool {
+    let every = Duration::from_millis(50);
+    poll(tries, every, || {
+        (!launcher::group_alive(pgid)).then_some(())
+    })
+    .await
+    .is_some()
+}
+
+/// Whether session `sid` is gone within `tries` looks, 50 ms apart.
+pub async fn session_gone(sid: i32, tries: usize) -> bool {
+    let every = Duration::from_millis(50);
+    poll(tries, every, || {
+        (!launcher::session_alive(sid)).then_some(())
+    })
+    .await
+    .is_some()
+}
+
+/// Panics unless process group `pgid` is gone within 5 s (after a kill).
+pub async fn assert_group_gone(pgid: i32) {
+    if !group_gone(pgid, 100).await {
+        panic!("a process of group {pgid} survived the kill");
+    }
+}
+
+/// SIGKILL to process group `pgid`.
+pub fn kill_group(pgid: i32) {
+    // SAFETY: signalling a process group this test started has no memory effects.
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+}
+
+/// A `meso` child process, killed and reaped when dropped, so a failing test leaves nothing
+/// behind.
+pub struct ChildGuard(Child);
+
+impl ChildGuard {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `meso <args>` with stdin and stdout closed, stderr inherited, and `RUST_LOG` as the
+/// test's (`warn` when unset).
+pub fn spawn_meso<I, S>(args: I) -> ChildGuard
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let child = Command::new(MESO)
+        .args(args)
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_string()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn meso");
+    ChildGuard(child)
+}
