@@ -54,7 +54,8 @@ pub enum SchedulerEvent {
         agent_id: AgentId,
         data: Vec<u8>,
     },
-    /// The connection to the master broke; the driver is registering again.
+    /// The connection to the master broke, or the master cannot be reached; the driver is
+    /// registering again. Told once per disconnection (not once per attempt).
     Disconnected,
     /// The master refused or removed the framework; the driver has stopped.
     Error(String),

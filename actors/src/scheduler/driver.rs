@@ -33,6 +33,9 @@ pub(crate) struct DriverActor {
     /// Whether this driver has been registered at least once: a first registration under an
     /// existing framework id takes over from an earlier scheduler (failover).
     ever_registered: bool,
+    /// Whether the framework has heard `Disconnected` since the driver was last registered (it
+    /// hears it once per disconnection, not once per failed dial).
+    told_disconnected: bool,
 }
 
 impl DriverActor {
@@ -56,6 +59,7 @@ impl DriverActor {
             backoff: REGISTER_BACKOFF_MIN,
             retry: None,
             ever_registered: false,
+            told_disconnected: false,
         }
     }
 
@@ -131,7 +135,16 @@ impl DriverActor {
         }
         self.connected = true;
         self.ever_registered = true;
+        self.told_disconnected = false;
         self.backoff = REGISTER_BACKOFF_MIN;
+        // The link made with the registration may have fired already: a dial that failed fires
+        // it at once, while the frame stays queued and reaches the master once it listens. The
+        // answer then finds no link in place, and without one the driver would never hear that
+        // this master went away. Link again now that the master is known to be there.
+        if !self.linked {
+            self.process.link(&self.master);
+            self.linked = true;
+        }
         if let Some(handle) = self.retry.take() {
             ctx.cancel_future(handle);
         }
@@ -351,6 +364,10 @@ impl Handler<Exited> for DriverActor {
             tracing::warn!("lost the master {}; registering again", self.master);
             self.connected = false;
             self.backoff = REGISTER_BACKOFF_MIN;
+        }
+        // Once per disconnection, whether the master went away or was never reached.
+        if !self.told_disconnected {
+            self.told_disconnected = true;
             self.emit(SchedulerEvent::Disconnected);
         }
         // A registration attempt is already scheduled when we were not connected.
