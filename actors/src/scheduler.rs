@@ -273,6 +273,20 @@ impl SchedulerDriver {
         self.stop.do_send(StopDriver);
     }
 
+    /// Stops the driver without unregistering: the framework's tasks keep running, and another
+    /// scheduler may take the framework over within its failover timeout (as a scheduler that
+    /// crashed). Idempotent.
+    pub fn abort(&self) {
+        {
+            let mut shared = self.shared.lock();
+            if shared.stopped {
+                return;
+            }
+            shared.stopped = true;
+        }
+        self.stop.do_send(StopDriver);
+    }
+
     pub fn is_stopped(&self) -> bool {
         self.shared.lock().stopped
     }

@@ -261,6 +261,8 @@ async fn a_new_scheduler_takes_over_within_the_failover_timeout() {
         .state("t1", TaskState::Running, Duration::from_secs(10))
         .await;
     let id = first.driver.framework_id().unwrap();
+    // The scheduler dies: its driver stops without unregistering and its node goes away.
+    first.driver.abort();
     first.node.shutdown();
     drop(first);
 
@@ -301,6 +303,8 @@ async fn a_framework_that_does_not_fail_over_in_time_is_removed() {
         .state("t1", TaskState::Running, Duration::from_secs(10))
         .await;
     let id = first.driver.framework_id().unwrap();
+    // The scheduler dies: its driver stops without unregistering and its node goes away.
+    first.driver.abort();
     first.node.shutdown();
     drop(first);
 
