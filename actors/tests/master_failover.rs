@@ -161,8 +161,11 @@ impl Framework {
             Resources::parse(resources).unwrap(),
             CommandInfo::shell(command),
         );
-        self.driver
-            .launch(&[offer.id.clone()], vec![task], Filters::default());
+        self.driver.launch(
+            std::slice::from_ref(&offer.id),
+            vec![task],
+            Filters::default(),
+        );
         for other in &offers[1..] {
             self.driver.decline(other.id.clone(), Filters::default());
         }

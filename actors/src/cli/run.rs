@@ -61,9 +61,7 @@ fn fail(message: impl std::fmt::Display) -> i32 {
 }
 
 async fn start_node(listen: SocketAddr) -> Result<Node, i32> {
-    Node::start(NodeConfig::listen(listen))
-        .await
-        .map_err(|e| fail(e))
+    Node::start(NodeConfig::listen(listen)).await.map_err(fail)
 }
 
 fn current_exe() -> Result<PathBuf, i32> {

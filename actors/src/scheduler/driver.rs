@@ -108,7 +108,7 @@ impl DriverActor {
     }
 
     /// Whether a message claiming to come from the master does; logs and drops it otherwise.
-    fn from_master(&self, from: &Upid, what: &str) -> bool {
+    fn is_the_master(&self, from: &Upid, what: &str) -> bool {
         if from == &self.master {
             return true;
         }
@@ -206,7 +206,7 @@ pub(crate) fn spawn(
 impl Handler<Incoming<FrameworkRegistered>> for DriverActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<FrameworkRegistered>, ctx: &mut Context<Self>) {
-        if !self.from_master(&m.from, "FrameworkRegistered") {
+        if !self.is_the_master(&m.from, "FrameworkRegistered") {
             return;
         }
         let id = m.msg.framework_id.clone();
@@ -221,7 +221,7 @@ impl Handler<Incoming<FrameworkRegistered>> for DriverActor {
 impl Handler<Incoming<FrameworkReregistered>> for DriverActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<FrameworkReregistered>, ctx: &mut Context<Self>) {
-        if !self.from_master(&m.from, "FrameworkReregistered") {
+        if !self.is_the_master(&m.from, "FrameworkReregistered") {
             return;
         }
         let id = m.msg.framework_id.clone();
@@ -236,7 +236,7 @@ impl Handler<Incoming<FrameworkReregistered>> for DriverActor {
 impl Handler<Incoming<ResourceOffers>> for DriverActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<ResourceOffers>, _: &mut Context<Self>) {
-        if self.from_master(&m.from, "ResourceOffers") {
+        if self.is_the_master(&m.from, "ResourceOffers") {
             self.emit(SchedulerEvent::ResourceOffers(m.msg.offers));
         }
     }
@@ -245,7 +245,7 @@ impl Handler<Incoming<ResourceOffers>> for DriverActor {
 impl Handler<Incoming<RescindOffer>> for DriverActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<RescindOffer>, _: &mut Context<Self>) {
-        if self.from_master(&m.from, "RescindOffer") {
+        if self.is_the_master(&m.from, "RescindOffer") {
             self.emit(SchedulerEvent::OfferRescinded(m.msg.offer_id));
         }
     }
@@ -254,7 +254,7 @@ impl Handler<Incoming<RescindOffer>> for DriverActor {
 impl Handler<Incoming<StatusUpdate>> for DriverActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<StatusUpdate>, ctx: &mut Context<Self>) {
-        if !self.from_master(&m.from, "StatusUpdate") {
+        if !self.is_the_master(&m.from, "StatusUpdate") {
             return;
         }
         let update = m.msg;
@@ -299,7 +299,7 @@ impl Handler<Incoming<StatusUpdate>> for DriverActor {
 impl Handler<Incoming<AgentLost>> for DriverActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<AgentLost>, _: &mut Context<Self>) {
-        if self.from_master(&m.from, "AgentLost") {
+        if self.is_the_master(&m.from, "AgentLost") {
             self.emit(SchedulerEvent::AgentLost(m.msg.agent_id));
         }
     }
@@ -308,7 +308,7 @@ impl Handler<Incoming<AgentLost>> for DriverActor {
 impl Handler<Incoming<ExecutorExited>> for DriverActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<ExecutorExited>, _: &mut Context<Self>) {
-        if self.from_master(&m.from, "ExecutorExited") {
+        if self.is_the_master(&m.from, "ExecutorExited") {
             self.emit(SchedulerEvent::ExecutorLost {
                 executor_id: m.msg.executor_id,
                 agent_id: m.msg.agent_id,
@@ -321,7 +321,7 @@ impl Handler<Incoming<ExecutorExited>> for DriverActor {
 impl Handler<Incoming<ExecutorToFramework>> for DriverActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<ExecutorToFramework>, _: &mut Context<Self>) {
-        if self.from_master(&m.from, "ExecutorToFramework") {
+        if self.is_the_master(&m.from, "ExecutorToFramework") {
             self.emit(SchedulerEvent::FrameworkMessage {
                 executor_id: m.msg.executor_id,
                 agent_id: m.msg.agent_id,
@@ -334,7 +334,7 @@ impl Handler<Incoming<ExecutorToFramework>> for DriverActor {
 impl Handler<Incoming<FrameworkError>> for DriverActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<FrameworkError>, ctx: &mut Context<Self>) {
-        if !self.from_master(&m.from, "FrameworkError") {
+        if !self.is_the_master(&m.from, "FrameworkError") {
             return;
         }
         // As in Mesos, an error from the master aborts the driver.
