@@ -12,8 +12,8 @@ mod scalar;
 #[cfg(test)]
 mod tests;
 
-pub use ranges::Ranges;
-pub use scalar::Scalar;
+pub use ranges::{InvertedRange, Ranges};
+pub use scalar::{NegativeScalar, Scalar};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -165,9 +165,41 @@ impl fmt::Display for Resource {
 }
 
 /// A bag of resources, at most one entry per (name, role).
+///
+/// Decoding checks the invariants (a peer may send anything): a payload with two entries of one
+/// name and role, an empty name, or an empty value (zero scalar, empty ranges or set) fails to
+/// decode; entries are put in order. On the wire it is the plain list of entries.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "Vec<Resource>")]
 pub struct Resources {
     items: Vec<Resource>,
+}
+
+impl TryFrom<Vec<Resource>> for Resources {
+    type Error = ResourcesError;
+
+    fn try_from(items: Vec<Resource>) -> Result<Resources, ResourcesError> {
+        let mut out = Resources::new();
+        for mut r in items {
+            r.normalize_role();
+            let invalid = |reason: &str| ResourcesError::Parse {
+                part: r.to_string(),
+                reason: reason.to_string(),
+            };
+            if r.name.is_empty() {
+                return Err(invalid("no name"));
+            }
+            if r.value.is_empty() {
+                return Err(invalid("an empty value"));
+            }
+            if out.position(&r.name, r.role()).is_some() {
+                return Err(invalid("named twice"));
+            }
+            out.items.push(r);
+        }
+        out.sort();
+        Ok(out)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

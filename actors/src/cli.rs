@@ -250,6 +250,9 @@ fn parse_execute(args: &[String]) -> Result<Command, FlagError> {
     };
     let command = f.required("command")?.to_string();
     let instances = f.number::<usize>("instances", 1)?;
+    if instances == 0 {
+        return Err(bad("instances", "at least one task is needed".to_string()));
+    }
     let name = f.get("name").unwrap_or("task").to_string();
     if name.is_empty() || name.contains(char::is_whitespace) || name.contains('/') {
         return Err(bad("name", format!("'{name}' is not a usable task name")));
@@ -389,6 +392,8 @@ mod tests {
         );
         assert_eq!(e.kill_after_ms, None);
         assert!(parse_line("execute --command true").is_err());
+        let e = parse_line("execute --local 1 --instances 0 --command true").unwrap_err();
+        assert!(e.to_string().starts_with("bad --instances: "), "{e}");
         assert!(parse_line("execute --local 1 --master 127.0.0.1:1 --command true").is_err());
         assert_eq!(
             parse_line("execute --help").unwrap(),

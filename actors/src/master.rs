@@ -20,6 +20,8 @@ pub mod tasks;
 pub mod validation;
 
 #[cfg(test)]
+mod state_duplicate_tests;
+#[cfg(test)]
 mod state_failover_tests;
 #[cfg(test)]
 mod state_tests;

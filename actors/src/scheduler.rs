@@ -54,7 +54,8 @@ pub enum SchedulerEvent {
         agent_id: AgentId,
         data: Vec<u8>,
     },
-    /// The connection to the master broke; the driver is registering again.
+    /// The connection to the master broke, or the master cannot be reached; the driver is
+    /// registering again. Told once per disconnection (not once per attempt).
     Disconnected,
     /// The master refused or removed the framework; the driver has stopped.
     Error(String),
@@ -268,6 +269,20 @@ impl SchedulerDriver {
         if let Some(framework_id) = framework_id {
             self.process
                 .send(&self.master, UnregisterFramework { framework_id });
+        }
+        self.stop.do_send(StopDriver);
+    }
+
+    /// Stops the driver without unregistering: the framework's tasks keep running, and another
+    /// scheduler may take the framework over within its failover timeout (as a scheduler that
+    /// crashed). Idempotent.
+    pub fn abort(&self) {
+        {
+            let mut shared = self.shared.lock();
+            if shared.stopped {
+                return;
+            }
+            shared.stopped = true;
         }
         self.stop.do_send(StopDriver);
     }

@@ -161,8 +161,11 @@ impl Framework {
             Resources::parse(resources).unwrap(),
             CommandInfo::shell(command),
         );
-        self.driver
-            .launch(&[offer.id.clone()], vec![task], Filters::default());
+        self.driver.launch(
+            std::slice::from_ref(&offer.id),
+            vec![task],
+            Filters::default(),
+        );
         for other in &offers[1..] {
             self.driver.decline(other.id.clone(), Filters::default());
         }
@@ -261,6 +264,8 @@ async fn a_new_scheduler_takes_over_within_the_failover_timeout() {
         .state("t1", TaskState::Running, Duration::from_secs(10))
         .await;
     let id = first.driver.framework_id().unwrap();
+    // The scheduler dies: its driver stops without unregistering and its node goes away.
+    first.driver.abort();
     first.node.shutdown();
     drop(first);
 
@@ -301,6 +306,8 @@ async fn a_framework_that_does_not_fail_over_in_time_is_removed() {
         .state("t1", TaskState::Running, Duration::from_secs(10))
         .await;
     let id = first.driver.framework_id().unwrap();
+    // The scheduler dies: its driver stops without unregistering and its node goes away.
+    first.driver.abort();
     first.node.shutdown();
     drop(first);
 

@@ -8,8 +8,28 @@ use std::fmt;
 ///
 /// The field is public for construction in tests and pattern matching; every operation accepts
 /// non-canonical input and returns canonical output. Pairs with `begin > end` are ignored.
+///
+/// Decoding refuses a pair with `begin > end` and puts the rest in canonical form (sorted,
+/// overlapping and adjacent pairs merged); on the wire it is the plain list of pairs.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "Vec<(u64, u64)>")]
 pub struct Ranges(pub Vec<(u64, u64)>);
+
+/// A range from the wire whose begin is past its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("range [{0}-{1}] begins after it ends")]
+pub struct InvertedRange(pub u64, pub u64);
+
+impl TryFrom<Vec<(u64, u64)>> for Ranges {
+    type Error = InvertedRange;
+
+    fn try_from(pairs: Vec<(u64, u64)>) -> Result<Ranges, InvertedRange> {
+        if let Some(&(b, e)) = pairs.iter().find(|(b, e)| b > e) {
+            return Err(InvertedRange(b, e));
+        }
+        Ok(Ranges::new(pairs))
+    }
+}
 
 impl Ranges {
     /// Builds canonical ranges from any list of inclusive pairs.

@@ -8,10 +8,30 @@ use std::ops::{Add, AddAssign, Sub, SubAssign};
 /// A fixed-point scalar in thousandths: `Scalar(1500)` is 1.5.
 ///
 /// Arithmetic saturates at the ends of `i64` instead of wrapping or panicking.
+///
+/// Decoding refuses a negative value (resources are never negative); on the wire it is the
+/// plain `i64` of thousandths.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]
+#[serde(try_from = "i64")]
 pub struct Scalar(pub i64);
+
+/// A negative scalar from the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a scalar resource cannot be negative ({0} thousandths)")]
+pub struct NegativeScalar(pub i64);
+
+impl TryFrom<i64> for Scalar {
+    type Error = NegativeScalar;
+
+    fn try_from(thousandths: i64) -> Result<Scalar, NegativeScalar> {
+        if thousandths < 0 {
+            return Err(NegativeScalar(thousandths));
+        }
+        Ok(Scalar(thousandths))
+    }
+}
 
 /// Why a scalar text was rejected (the caller adds the offending text).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

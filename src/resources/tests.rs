@@ -362,3 +362,80 @@ proptest! {
         prop_assert_eq!(Ranges::new(sum.0.clone()), sum);
     }
 }
+
+// ---- decoding from the wire: a peer may send anything ----
+
+fn wire(items: Vec<Resource>) -> Vec<u8> {
+    crate::codec::encode(&items).expect("encode")
+}
+
+fn decoded(items: Vec<Resource>) -> Result<Resources, crate::codec::CodecError> {
+    crate::codec::decode::<Resources>(&wire(items))
+}
+
+fn cpus(thousandths: i64) -> Resource {
+    Resource::scalar("cpus", Scalar(thousandths))
+}
+
+/// On the wire a bag is the plain list of its entries: what was sent before decodes the same.
+#[test]
+fn a_valid_bag_round_trips_and_is_the_plain_list_on_the_wire() {
+    let bag = r("cpus:1;mem:30000;ports:[31000-32000];zones:{a,b}");
+    let bytes = crate::codec::encode(&bag).unwrap();
+    assert_eq!(bytes, wire(bag.iter().cloned().collect()));
+    assert_eq!(crate::codec::decode::<Resources>(&bytes).unwrap(), bag);
+}
+
+/// The field case: an agent announced `cpus:1;cpus:1;mem:30000;mem:30000` and the master
+/// over-committed. Two entries of one name and role fail to decode.
+#[test]
+fn duplicate_entries_fail_to_decode() {
+    let mem = Resource::scalar("mem", Scalar(30_000_000));
+    assert!(decoded(vec![cpus(1000), cpus(1000), mem.clone(), mem]).is_err());
+    // The unreserved role spelled `*` is the same entry as no role.
+    assert!(decoded(vec![cpus(1000), cpus(1000).reserved_for("*")]).is_err());
+    // One per role is fine.
+    let two = decoded(vec![cpus(1000), cpus(1000).reserved_for("web")]).unwrap();
+    assert_eq!(two.cpus(), Scalar(2000));
+}
+
+#[test]
+fn negative_and_zero_scalars_fail_to_decode() {
+    assert!(decoded(vec![cpus(-1000)]).is_err());
+    assert!(decoded(vec![cpus(0)]).is_err());
+    assert!(crate::codec::decode::<Scalar>(&crate::codec::encode(&-5i64).unwrap()).is_err());
+}
+
+#[test]
+fn inverted_or_empty_ranges_and_empty_sets_fail_to_decode() {
+    let ports = |pairs: Vec<(u64, u64)>| Resource {
+        name: "ports".to_string(),
+        role: None,
+        value: Value::Ranges(Ranges(pairs)),
+    };
+    assert!(decoded(vec![ports(vec![(32000, 31000)])]).is_err());
+    assert!(decoded(vec![ports(Vec::new())]).is_err());
+    assert!(decoded(vec![Resource::set("zones", Vec::<String>::new())]).is_err());
+    assert!(decoded(vec![Resource {
+        name: String::new(),
+        ..cpus(1000)
+    }])
+    .is_err());
+}
+
+/// Unsorted, overlapping and adjacent ranges are put in canonical form, and entries in order.
+#[test]
+fn unmerged_ranges_and_unsorted_entries_are_normalized() {
+    let ports = Resource {
+        name: "ports".to_string(),
+        role: None,
+        value: Value::Ranges(Ranges(vec![(40, 50), (1, 10), (5, 20), (21, 30)])),
+    };
+    let got = decoded(vec![
+        Resource::scalar("mem", Scalar(5000)),
+        ports,
+        cpus(1000),
+    ])
+    .unwrap();
+    assert_eq!(got, r("cpus:1;mem:5;ports:[1-30,40-50]"));
+}

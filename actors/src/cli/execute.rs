@@ -5,15 +5,85 @@
 
 use crate::scheduler::{Scheduler, SchedulerDriver};
 use meso::protocol::{
-    AgentId, CommandInfo, Filters, Offer, TaskId, TaskInfo, TaskState, TaskStatus,
+    AgentId, CommandInfo, Filters, FrameworkId, MasterInfo, Offer, TaskId, TaskInfo, TaskState,
+    TaskStatus,
 };
 use meso::resources::Resources;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
+
+/// Set once stdout is closed (`meso execute ... | head -1`): nothing more is printed there.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Prints one line to stdout. A closed pipe stops the printing quietly (the run goes on, its
+/// exit code still says how the tasks ended); `println!` would panic there.
+pub fn print_line(line: impl fmt::Display) {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How long offers must have been declined for not fitting before `meso execute` says so.
+pub const NO_FIT_WARNING_AFTER: Duration = Duration::from_secs(3);
+
+/// Notices when offers keep coming that cannot fit one task, to say so once.
+#[derive(Debug, Default)]
+pub struct FitWatch {
+    /// When offers first came that fit nothing, since the last launch.
+    since: Option<tokio::time::Instant>,
+    /// The largest offer (by cpus, then memory) seen that fit nothing.
+    largest: Option<Resources>,
+    told: bool,
+}
+
+impl FitWatch {
+    /// Records a batch of offers: `fitted` when one of them took a task. Returns the warning to
+    /// print, once, when nothing fitted for [`NO_FIT_WARNING_AFTER`].
+    pub fn offers(
+        &mut self,
+        now: tokio::time::Instant,
+        offers: &[Resources],
+        fitted: bool,
+        per_task: &Resources,
+    ) -> Option<String> {
+        if fitted {
+            self.since = None;
+            self.largest = None;
+            return None;
+        }
+        let since = *self.since.get_or_insert(now);
+        for offer in offers {
+            let bigger = self
+                .largest
+                .as_ref()
+                .is_none_or(|l| (offer.cpus(), offer.mem()) > (l.cpus(), l.mem()));
+            if bigger {
+                self.largest = Some(offer.clone());
+            }
+        }
+        if self.told || now.duration_since(since) < NO_FIT_WARNING_AFTER {
+            return None;
+        }
+        self.told = true;
+        let largest = self
+            .largest
+            .as_ref()
+            .map_or_else(|| "none".to_string(), |r| r.to_string());
+        Some(format!(
+            "meso: no offer fits a task of {per_task} (largest offer: {largest})"
+        ))
+    }
+}
 
 /// For each offer (in order), the tasks of `pending` (in order) it takes: as many as fit, the
 /// first offers filled first. Scalars are fixed-point, so ten 0.1-cpu tasks fit in one cpu.
@@ -179,6 +249,33 @@ pub struct ExecuteScheduler {
     pub kill_after: Option<Duration>,
     pub tracker: Arc<Mutex<Tracker>>,
     pub done: UnboundedSender<Outcome>,
+    /// The master's address, for messages.
+    pub master: String,
+    /// Whether the master ever answered.
+    pub registered: bool,
+    pub fit: FitWatch,
+}
+
+impl ExecuteScheduler {
+    pub fn new(
+        command: String,
+        per_task: Resources,
+        kill_after: Option<Duration>,
+        tracker: Arc<Mutex<Tracker>>,
+        done: UnboundedSender<Outcome>,
+        master: String,
+    ) -> ExecuteScheduler {
+        ExecuteScheduler {
+            command,
+            per_task,
+            kill_after,
+            tracker,
+            done,
+            master,
+            registered: false,
+            fit: FitWatch::default(),
+        }
+    }
 }
 
 /// How long declined offers stay away while tasks remain to launch.
@@ -194,7 +291,15 @@ impl Scheduler for ExecuteScheduler {
     fn resource_offers(&mut self, driver: &SchedulerDriver, offers: Vec<Offer>) {
         let mut tracker = self.tracker.lock();
         let available: Vec<Resources> = offers.iter().map(|o| o.resources.clone()).collect();
-        let plan = pack(&available, &self.per_task, &tracker.pending());
+        let pending = tracker.pending();
+        let plan = pack(&available, &self.per_task, &pending);
+        if !pending.is_empty() {
+            let fitted = plan.iter().any(|p| !p.is_empty());
+            let now = tokio::time::Instant::now();
+            if let Some(warning) = self.fit.offers(now, &available, fitted, &self.per_task) {
+                eprintln!("{warning}");
+            }
+        }
         for (offer, indices) in offers.iter().zip(plan) {
             if indices.is_empty() {
                 let filters = if tracker.pending().is_empty() {
@@ -227,7 +332,7 @@ impl Scheduler for ExecuteScheduler {
     }
 
     fn status_update(&mut self, driver: &SchedulerDriver, status: TaskStatus) {
-        println!("{}", status_line(&status));
+        print_line(status_line(&status));
         if status.state == TaskState::Running {
             if let Some(after) = self.kill_after {
                 let (driver, id, agent) = (
@@ -248,8 +353,24 @@ impl Scheduler for ExecuteScheduler {
         }
     }
 
+    fn registered(&mut self, _: &SchedulerDriver, _: &FrameworkId, _: &MasterInfo) {
+        self.registered = true;
+    }
+
+    fn reregistered(&mut self, _: &SchedulerDriver, _: &MasterInfo) {
+        self.registered = true;
+    }
+
+    /// Told once per disconnection by the driver (not once per failed attempt).
     fn disconnected(&mut self, _: &SchedulerDriver) {
-        eprintln!("meso: lost the master; registering again");
+        if self.registered {
+            eprintln!(
+                "meso: lost the master at {}; registering again",
+                self.master
+            );
+        } else {
+            eprintln!("meso: cannot reach the master at {}; retrying", self.master);
+        }
     }
 
     fn error(&mut self, _: &SchedulerDriver, message: &str) {
@@ -320,6 +441,29 @@ mod tests {
             t.summary.to_string(),
             "finished 1 failed 1 killed 0 lost 1 error 0"
         );
+    }
+
+    /// `--cpus 1000` on a small cluster: said once, after offers were declined for 3 s, naming
+    /// the largest offer; a launch in between starts the wait again.
+    #[test]
+    fn offers_that_never_fit_are_reported_once_after_three_seconds() {
+        let start = tokio::time::Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let task = r("cpus:1000;mem:32");
+        let small = [r("cpus:1;mem:256"), r("cpus:2;mem:128")];
+        let mut watch = FitWatch::default();
+        assert_eq!(watch.offers(at(0), &small, false, &task), None);
+        assert_eq!(watch.offers(at(2000), &small, false, &task), None);
+        assert_eq!(watch.offers(at(2500), &[], true, &task), None);
+        assert_eq!(watch.offers(at(4000), &small, false, &task), None);
+        assert_eq!(
+            watch.offers(at(7000), &small[..1], false, &task),
+            Some(
+                "meso: no offer fits a task of cpus:1000;mem:32 (largest offer: cpus:2;mem:128)"
+                    .to_string()
+            )
+        );
+        assert_eq!(watch.offers(at(9000), &small, false, &task), None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! What each subcommand does. Each returns the process exit code.
 
-use super::execute::{ExecuteScheduler, Outcome, Tracker};
+use super::execute::{print_line, ExecuteScheduler, Outcome, Tracker};
 use super::{AgentArgs, Command, ExecuteArgs, LocalArgs, MasterArgs, Target};
 use crate::agent::{self, resources_detect, AgentConfig};
 use crate::local::{LocalCluster, LocalConfig};
@@ -20,7 +20,7 @@ use tracing_subscriber::EnvFilter;
 pub fn run(command: Command) -> i32 {
     match command {
         Command::Help(text) => {
-            println!("{text}");
+            print_line(text);
             0
         }
         Command::Executor => crate::executor::run_command_executor(),
@@ -61,19 +61,40 @@ fn fail(message: impl std::fmt::Display) -> i32 {
 }
 
 async fn start_node(listen: SocketAddr) -> Result<Node, i32> {
-    Node::start(NodeConfig::listen(listen))
-        .await
-        .map_err(|e| fail(e))
+    Node::start(NodeConfig::listen(listen)).await.map_err(fail)
 }
 
 fn current_exe() -> Result<PathBuf, i32> {
     std::env::current_exe().map_err(|e| fail(format!("cannot locate the meso binary: {e}")))
 }
 
-async fn ctrl_c() {
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        tracing::warn!("cannot listen for Ctrl-C: {e}; running until killed");
-        std::future::pending::<()>().await;
+/// Waits for Ctrl-C (SIGINT) or SIGTERM: either asks for the same clean shutdown.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM: {e}");
+            None
+        }
+    };
+    let terminated = async {
+        match term.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let interrupted = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        _ = terminated => {},
+        _ = interrupted => {},
     }
 }
 
@@ -90,10 +111,10 @@ async fn run_master(args: MasterArgs) -> i32 {
         ..MasterConfig::default()
     };
     match master::start_master(&node, config) {
-        Ok(upid) => println!("master {upid}"),
+        Ok(upid) => print_line(format_args!("master {upid}")),
         Err(e) => return fail(format!("cannot start the master: {e}")),
     }
-    ctrl_c().await;
+    shutdown_signal().await;
     node.shutdown();
     0
 }
@@ -119,10 +140,10 @@ async fn run_agent(args: AgentArgs) -> i32 {
     config.attributes = args.attributes;
     config.hostname = node.addr().ip().to_string();
     match agent::start_agent(&node, config) {
-        Ok(upid) => println!("agent {upid}"),
+        Ok(upid) => print_line(format_args!("agent {upid}")),
         Err(e) => return fail(format!("cannot start the agent: {e}")),
     }
-    ctrl_c().await;
+    shutdown_signal().await;
     node.shutdown();
     0
 }
@@ -157,11 +178,11 @@ async fn run_local(args: LocalArgs) -> i32 {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    println!("master {}", cluster.master);
+    print_line(format_args!("master {}", cluster.master));
     for a in &cluster.agents {
-        println!("agent {a}");
+        print_line(format_args!("agent {a}"));
     }
-    ctrl_c().await;
+    shutdown_signal().await;
     node.shutdown();
     drop(temp);
     0
@@ -171,6 +192,25 @@ async fn run_local(args: LocalArgs) -> i32 {
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
 async fn run_execute(args: ExecuteArgs) -> i32 {
+    let per_task = Resources::new()
+        .with(Resource::scalar("cpus", args.cpus))
+        .with(Resource::scalar("mem", args.mem));
+    // With --local, the machine is split between the agents: refuse a task that fits none of
+    // the shares up front (before anything is started) rather than wait for ever.
+    if let Target::Local(agents) = args.target {
+        match resources_detect::detect_resources_at(&std::env::temp_dir()) {
+            Ok(total) => {
+                let shares = crate::local::split_evenly(&total, agents);
+                if let Some(share) = shares.first().filter(|s| !s.contains(&per_task)) {
+                    eprintln!(
+                        "meso: --local {agents} gives each agent {share}, which cannot fit one task of {per_task}"
+                    );
+                    return 2;
+                }
+            }
+            Err(e) => tracing::warn!("cannot detect this machine's resources: {e}"),
+        }
+    }
     let node = match start_node(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)).await {
         Ok(n) => n,
         Err(code) => return code,
@@ -197,32 +237,29 @@ async fn run_execute(args: ExecuteArgs) -> i32 {
             }
         }
     };
-    let per_task = Resources::new()
-        .with(Resource::scalar("cpus", args.cpus))
-        .with(Resource::scalar("mem", args.mem));
     let tracker = Arc::new(Mutex::new(Tracker::new(&args.name, args.instances)));
-    if args.instances == 0 {
-        println!("{}", tracker.lock().summary);
-        return 0;
-    }
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
-    let scheduler = ExecuteScheduler {
-        command: args.command,
+    let scheduler = ExecuteScheduler::new(
+        args.command,
         per_task,
-        kill_after: args.kill_after_ms.map(Duration::from_millis),
-        tracker: tracker.clone(),
-        done: done_tx,
-    };
+        args.kill_after_ms.map(Duration::from_millis),
+        tracker.clone(),
+        done_tx,
+        master.addr().to_string(),
+    );
     let user = std::env::var("USER").unwrap_or_else(|_| "root".to_string());
     let mut framework = FrameworkInfo::new(format!("meso-execute {}", args.name), user);
     framework.hostname = node.addr().ip().to_string();
     let driver = match run_scheduler(&node, master, framework, scheduler) {
         Ok(d) => d,
-        Err(e) => return fail(format!("cannot start the scheduler driver: {e}")),
+        Err(e) => {
+            node.shutdown();
+            return fail(format!("cannot start the scheduler driver: {e}"));
+        }
     };
     let outcome = tokio::select! {
         outcome = done_rx.recv() => outcome,
-        _ = ctrl_c() => {
+        _ = shutdown_signal() => {
             let outstanding = tracker.lock().outstanding();
             eprintln!("meso: interrupted; killing {} tasks", outstanding.len());
             for (task, agent) in outstanding {
@@ -231,7 +268,7 @@ async fn run_execute(args: ExecuteArgs) -> i32 {
             let _ = tokio::time::timeout(KILL_WAIT, async {
                 tokio::select! {
                     _ = done_rx.recv() => {},
-                    _ = ctrl_c() => {},
+                    _ = shutdown_signal() => {},
                 }
             })
             .await;
@@ -241,8 +278,9 @@ async fn run_execute(args: ExecuteArgs) -> i32 {
     driver.stop();
     // Give the unregistration a moment to leave before the process ends.
     tokio::time::sleep(Duration::from_millis(200)).await;
+    node.shutdown();
     let tracker = tracker.lock();
-    println!("{}", tracker.summary);
+    print_line(tracker.summary);
     match outcome {
         Some(Outcome::AllEnded) if tracker.all_finished() => 0,
         Some(Outcome::Error(message)) => {

@@ -292,10 +292,10 @@ async fn a_dropped_agent_is_rescinded_at_once_and_offered_once_when_back() {
     };
     back.send(&master, reregister.clone());
     back.send(&master, reregister);
-    assert!(matches!(
-        next(&mut back_rx, "AgentReregistered").await,
-        Event::AgentReregistered(_)
-    ));
+    match next(&mut back_rx, "AgentReregistered").await {
+        Event::AgentReregistered(r) => assert_eq!(r.agent_id, ids[0]),
+        _ => panic!("expected AgentReregistered"),
+    }
     let offered = match next(&mut sched_rx, "the returning agent's offer").await {
         Event::Offers(o) => o.offers,
         other => panic!("expected offers, got {other:?}"),

@@ -199,6 +199,20 @@ impl MasterState {
             if t.state.is_terminal() && known_terminal {
                 continue;
             }
+            // A report older than what the master heard since (a repeated or delayed
+            // ReregisterAgent) must not bring back a task that ended on this agent: only the
+            // master's own verdicts (lost, unreachable) give way to the agent's word.
+            let ended_here = self
+                .tasks
+                .live_or_completed(&t.framework_id, &t.task.task_id)
+                .is_some_and(|k| k.agent_id == id && ended_for_good(k.state));
+            if ended_here {
+                tracing::info!(
+                    "ignoring the report of task {} by agent {id}: it already ended",
+                    t.task.task_id
+                );
+                continue;
+            }
             self.tasks.put(
                 t.framework_id.clone(),
                 id.clone(),
@@ -499,4 +513,13 @@ impl MasterState {
         out.extend(self.tell_agent_lost(id));
         out
     }
+}
+
+/// A terminal state that only an agent or executor sets: no later report undoes it.
+fn ended_for_good(state: TaskState) -> bool {
+    state.is_terminal()
+        && !matches!(
+            state,
+            TaskState::Lost | TaskState::Unreachable | TaskState::Dropped | TaskState::Gone
+        )
 }

@@ -103,6 +103,25 @@ impl MasterState {
             }
         }
         let mut out = Vec::new();
+        // As in Mesos: a scheduler that was replaced by a failover and retries its own
+        // reregistration is told it failed over, rather than taking the framework back.
+        let current = self.frameworks.get(&id).and_then(|f| f.upid.clone());
+        if let Some(current) = current.filter(|c| c != from) {
+            if !msg.failover {
+                tracing::warn!(
+                    "refusing ReregisterFramework from {from}: framework {id} failed over to {current}"
+                );
+                let error = FrameworkError {
+                    message: "framework failed over".to_string(),
+                };
+                return vec![(from.clone(), Outgoing::FrameworkError(error))];
+            }
+            // The scheduler it replaces, if it still runs, must stop acting for the framework.
+            let error = FrameworkError {
+                message: "framework failed over".to_string(),
+            };
+            out.push((current, Outgoing::FrameworkError(error)));
+        }
         match self.frameworks.get_mut(&id) {
             Some(entry) => {
                 let old = entry.upid.replace(from.clone());
@@ -269,9 +288,7 @@ impl MasterState {
             };
             out.push((agent.upid.clone(), Outgoing::ShutdownFramework(shutdown)));
         }
-        for task_id in self.tasks.task_ids(id) {
-            self.tasks.remove(id, &task_id);
-        }
+        self.tasks.remove_framework(id);
         self.executors.retain(|_, e| &e.framework_id != id);
         // Everything allocated to it (offers and running tasks) goes back to the agents.
         if let Err(e) = self.allocator.remove_framework(id.as_str()) {

@@ -24,13 +24,27 @@ impl MasterState {
             .get(&framework_id)
             .is_some_and(|f| f.info.partition_aware);
         let scheduler = from.clone();
-        let task_agent = |task_id: &TaskId| {
+        let task_info = |task_id: &TaskId| {
             msg.operations.iter().find_map(|op| match op {
-                Operation::Launch { tasks } => tasks
-                    .iter()
-                    .find(|t| &t.task_id == task_id)
-                    .map(|t| t.agent_id.clone()),
+                Operation::Launch { tasks } => tasks.iter().find(|t| &t.task_id == task_id),
             })
+        };
+        let task_agent = |task_id: &TaskId| task_info(task_id).map(|t| t.agent_id.clone());
+        // A frame can arrive twice: the second copy of an accept finds its offers used (by the
+        // first copy) and its task ids taken. A task the master already tracks with the very same
+        // description was launched by that first copy; reporting it LOST or ERROR would tell the
+        // framework a falsehood about a task that runs.
+        let tracker = &self.tasks;
+        let repeated = |task_id: &TaskId| {
+            let same = task_info(task_id).is_some_and(|info| {
+                tracker
+                    .live_or_completed(&framework_id, task_id)
+                    .is_some_and(|t| &t.info == info)
+            });
+            if same {
+                tracing::info!("ignoring a repeated launch of task {task_id} of {framework_id}");
+            }
+            same
         };
         let mut out = Vec::new();
         match decision {
@@ -45,7 +59,7 @@ impl MasterState {
                 } else {
                     TaskState::Lost
                 };
-                for lost in tasks_lost {
+                for lost in tasks_lost.into_iter().filter(|t| !repeated(&t.task_id)) {
                     let mut status = TaskStatus::new(lost.task_id.clone(), state, now_ms)
                         .with_reason(lost.reason)
                         .with_message(lost.message);
@@ -65,6 +79,9 @@ impl MasterState {
                 errors,
                 unused,
             } => {
+                let errors = errors.into_iter().filter(|(id, reason, _)| {
+                    *reason != TaskStatusReason::DuplicateTaskId || !repeated(id)
+                });
                 for (task_id, reason, message) in errors {
                     let status = TaskStatus::new(task_id, TaskState::Error, now_ms)
                         .with_reason(reason)
@@ -208,12 +225,14 @@ impl MasterState {
     }
 
     /// `KillTask`: a live task's agent is told to kill it; a task the master does not know is
-    /// answered `TASK_LOST` (as Mesos answers through reconciliation).
+    /// answered `TASK_LOST` (as Mesos answers through reconciliation). A kill of a task that
+    /// ended (a repeated frame, or one that crossed the task's end) changes nothing.
     pub fn kill_task(&mut self, from: &Upid, msg: KillTask, now_ms: u64) -> Sends {
         let Some(framework_id) = self.sender_framework("KillTask", from, &msg.framework_id) else {
             return Vec::new();
         };
-        let task = self.tasks.get(&framework_id, &msg.task_id);
+        // A completed task is terminal too: a repeated or late kill of it changes nothing.
+        let task = self.tasks.live_or_completed(&framework_id, &msg.task_id);
         match task.map(|t| (t.state, self.agents.get(&t.agent_id), t)) {
             Some((state, _, _)) if state.is_terminal() => {
                 tracing::info!("kill of task {} which is already {state}", msg.task_id);
@@ -316,7 +335,7 @@ impl MasterState {
                 t.state.is_terminal() && t.latest.as_ref().and_then(|s| s.uuid) == Some(msg.uuid)
             });
         if done {
-            self.tasks.remove(&framework_id, &msg.task_id);
+            self.tasks.complete(&framework_id, &msg.task_id);
         }
         vec![(to, Outgoing::StatusUpdateAcknowledgement(msg))]
     }
@@ -345,7 +364,8 @@ impl MasterState {
 
     /// `ReconcileTasks`: the latest known state of the listed tasks, or of all the framework's
     /// tasks when the list is empty (implicit reconciliation), with reason `Reconciliation` and
-    /// no uuid.
+    /// no uuid. A listed task that completed (its terminal update acknowledged) is answered with
+    /// that terminal state while the master remembers it.
     ///
     /// A task the master does not know is `TASK_LOST` for frameworks that are not partition
     /// aware; partition-aware ones get `TASK_GONE` when the named agent is registered (the task
@@ -375,7 +395,8 @@ impl MasterState {
             statuses.extend(self.tasks.for_framework(&framework_id).map(known));
         }
         for (task_id, agent_id) in msg.statuses {
-            if let Some(task) = self.tasks.get(&framework_id, &task_id) {
+            // A completed task is answered with how it ended, not as unknown.
+            if let Some(task) = self.tasks.live_or_completed(&framework_id, &task_id) {
                 statuses.push(known(task));
                 continue;
             }

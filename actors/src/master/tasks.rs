@@ -6,7 +6,12 @@
 
 use meso::protocol::{AgentId, FrameworkId, TaskId, TaskInfo, TaskState, TaskStatus};
 use meso::resources::Resources;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+/// How many completed tasks the master remembers per framework (as Mesos'
+/// `--max_completed_tasks_per_framework`), to answer a late or repeated message about one with
+/// what became of it rather than with "unknown".
+pub const MAX_COMPLETED_PER_FRAMEWORK: usize = 1000;
 
 /// Everything the master knows about one task.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,6 +89,9 @@ pub fn may_transition(from: TaskState, to: TaskState) -> bool {
 #[derive(Debug, Clone, Default)]
 pub struct TaskTracker {
     tasks: BTreeMap<(FrameworkId, TaskId), TrackedTask>,
+    /// Tasks whose terminal update was acknowledged, oldest first, at most
+    /// [`MAX_COMPLETED_PER_FRAMEWORK`] per framework.
+    completed: BTreeMap<FrameworkId, VecDeque<TrackedTask>>,
 }
 
 impl TaskTracker {
@@ -157,9 +165,45 @@ impl TaskTracker {
         self.get(framework_id, task_id).is_some()
     }
 
-    /// Forgets a task (for example once its terminal update is acknowledged).
+    /// Forgets a task for good.
     pub fn remove(&mut self, framework_id: &FrameworkId, task_id: &TaskId) -> Option<TrackedTask> {
         self.tasks.remove(&(framework_id.clone(), task_id.clone()))
+    }
+
+    /// Moves a task whose terminal update was acknowledged to the completed tasks of its
+    /// framework (the oldest one beyond the bound is forgotten).
+    pub fn complete(&mut self, framework_id: &FrameworkId, task_id: &TaskId) {
+        let Some(task) = self.remove(framework_id, task_id) else {
+            return;
+        };
+        let done = self.completed.entry(framework_id.clone()).or_default();
+        done.push_back(task);
+        while done.len() > MAX_COMPLETED_PER_FRAMEWORK {
+            done.pop_front();
+        }
+    }
+
+    /// A completed task of a framework (the latest one under that id).
+    pub fn completed(&self, framework_id: &FrameworkId, task_id: &TaskId) -> Option<&TrackedTask> {
+        self.completed
+            .get(framework_id)
+            .and_then(|done| done.iter().rev().find(|t| &t.info.task_id == task_id))
+    }
+
+    /// A task known live or completed.
+    pub fn live_or_completed(
+        &self,
+        framework_id: &FrameworkId,
+        task_id: &TaskId,
+    ) -> Option<&TrackedTask> {
+        self.get(framework_id, task_id)
+            .or_else(|| self.completed(framework_id, task_id))
+    }
+
+    /// Forgets everything of a framework, live and completed tasks alike.
+    pub fn remove_framework(&mut self, framework_id: &FrameworkId) {
+        self.tasks.retain(|(f, _), _| f != framework_id);
+        self.completed.remove(framework_id);
     }
 
     fn entry(

@@ -33,6 +33,9 @@ pub(crate) struct DriverActor {
     /// Whether this driver has been registered at least once: a first registration under an
     /// existing framework id takes over from an earlier scheduler (failover).
     ever_registered: bool,
+    /// Whether the framework has heard `Disconnected` since the driver was last registered (it
+    /// hears it once per disconnection, not once per failed dial).
+    told_disconnected: bool,
 }
 
 impl DriverActor {
@@ -56,6 +59,7 @@ impl DriverActor {
             backoff: REGISTER_BACKOFF_MIN,
             retry: None,
             ever_registered: false,
+            told_disconnected: false,
         }
     }
 
@@ -104,7 +108,7 @@ impl DriverActor {
     }
 
     /// Whether a message claiming to come from the master does; logs and drops it otherwise.
-    fn from_master(&self, from: &Upid, what: &str) -> bool {
+    fn is_the_master(&self, from: &Upid, what: &str) -> bool {
         if from == &self.master {
             return true;
         }
@@ -131,7 +135,16 @@ impl DriverActor {
         }
         self.connected = true;
         self.ever_registered = true;
+        self.told_disconnected = false;
         self.backoff = REGISTER_BACKOFF_MIN;
+        // The link made with the registration may have fired already: a dial that failed fires
+        // it at once, while the frame stays queued and reaches the master once it listens. The
+        // answer then finds no link in place, and without one the driver would never hear that
+        // this master went away. Link again now that the master is known to be there.
+        if !self.linked {
+            self.process.link(&self.master);
+            self.linked = true;
+        }
         if let Some(handle) = self.retry.take() {
             ctx.cancel_future(handle);
         }
@@ -193,7 +206,7 @@ pub(crate) fn spawn(
 impl Handler<Incoming<FrameworkRegistered>> for DriverActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<FrameworkRegistered>, ctx: &mut Context<Self>) {
-        if !self.from_master(&m.from, "FrameworkRegistered") {
+        if !self.is_the_master(&m.from, "FrameworkRegistered") {
             return;
         }
         let id = m.msg.framework_id.clone();
@@ -208,7 +221,7 @@ impl Handler<Incoming<FrameworkRegistered>> for DriverActor {
 impl Handler<Incoming<FrameworkReregistered>> for DriverActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<FrameworkReregistered>, ctx: &mut Context<Self>) {
-        if !self.from_master(&m.from, "FrameworkReregistered") {
+        if !self.is_the_master(&m.from, "FrameworkReregistered") {
             return;
         }
         let id = m.msg.framework_id.clone();
@@ -223,7 +236,7 @@ impl Handler<Incoming<FrameworkReregistered>> for DriverActor {
 impl Handler<Incoming<ResourceOffers>> for DriverActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<ResourceOffers>, _: &mut Context<Self>) {
-        if self.from_master(&m.from, "ResourceOffers") {
+        if self.is_the_master(&m.from, "ResourceOffers") {
             self.emit(SchedulerEvent::ResourceOffers(m.msg.offers));
         }
     }
@@ -232,7 +245,7 @@ impl Handler<Incoming<ResourceOffers>> for DriverActor {
 impl Handler<Incoming<RescindOffer>> for DriverActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<RescindOffer>, _: &mut Context<Self>) {
-        if self.from_master(&m.from, "RescindOffer") {
+        if self.is_the_master(&m.from, "RescindOffer") {
             self.emit(SchedulerEvent::OfferRescinded(m.msg.offer_id));
         }
     }
@@ -241,7 +254,7 @@ impl Handler<Incoming<RescindOffer>> for DriverActor {
 impl Handler<Incoming<StatusUpdate>> for DriverActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<StatusUpdate>, ctx: &mut Context<Self>) {
-        if !self.from_master(&m.from, "StatusUpdate") {
+        if !self.is_the_master(&m.from, "StatusUpdate") {
             return;
         }
         let update = m.msg;
@@ -286,7 +299,7 @@ impl Handler<Incoming<StatusUpdate>> for DriverActor {
 impl Handler<Incoming<AgentLost>> for DriverActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<AgentLost>, _: &mut Context<Self>) {
-        if self.from_master(&m.from, "AgentLost") {
+        if self.is_the_master(&m.from, "AgentLost") {
             self.emit(SchedulerEvent::AgentLost(m.msg.agent_id));
         }
     }
@@ -295,7 +308,7 @@ impl Handler<Incoming<AgentLost>> for DriverActor {
 impl Handler<Incoming<ExecutorExited>> for DriverActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<ExecutorExited>, _: &mut Context<Self>) {
-        if self.from_master(&m.from, "ExecutorExited") {
+        if self.is_the_master(&m.from, "ExecutorExited") {
             self.emit(SchedulerEvent::ExecutorLost {
                 executor_id: m.msg.executor_id,
                 agent_id: m.msg.agent_id,
@@ -308,7 +321,7 @@ impl Handler<Incoming<ExecutorExited>> for DriverActor {
 impl Handler<Incoming<ExecutorToFramework>> for DriverActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<ExecutorToFramework>, _: &mut Context<Self>) {
-        if self.from_master(&m.from, "ExecutorToFramework") {
+        if self.is_the_master(&m.from, "ExecutorToFramework") {
             self.emit(SchedulerEvent::FrameworkMessage {
                 executor_id: m.msg.executor_id,
                 agent_id: m.msg.agent_id,
@@ -321,7 +334,7 @@ impl Handler<Incoming<ExecutorToFramework>> for DriverActor {
 impl Handler<Incoming<FrameworkError>> for DriverActor {
     type Result = ();
     fn handle(&mut self, m: Incoming<FrameworkError>, ctx: &mut Context<Self>) {
-        if !self.from_master(&m.from, "FrameworkError") {
+        if !self.is_the_master(&m.from, "FrameworkError") {
             return;
         }
         // As in Mesos, an error from the master aborts the driver.
@@ -351,6 +364,10 @@ impl Handler<Exited> for DriverActor {
             tracing::warn!("lost the master {}; registering again", self.master);
             self.connected = false;
             self.backoff = REGISTER_BACKOFF_MIN;
+        }
+        // Once per disconnection, whether the master went away or was never reached.
+        if !self.told_disconnected {
+            self.told_disconnected = true;
             self.emit(SchedulerEvent::Disconnected);
         }
         // A registration attempt is already scheduled when we were not connected.
