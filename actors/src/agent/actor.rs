@@ -98,6 +98,7 @@ pub(super) fn start(
         .handle::<AgentReregistered>()
         .handle::<StatusUpdateAcknowledgement>()
         .handle::<ShutdownFramework>()
+        .handle::<UpdateFramework>()
         .handle::<ShutdownAgent>()
         .handle::<Ping>()
         .handle::<RegisterExecutor>()
@@ -709,6 +710,36 @@ impl Handler<Incoming<ShutdownFramework>> for Agent {
         let grace = Duration::from_millis(self.config.kill_grace_ms);
         for pgid in self.state.remove_framework(&fw) {
             Self::kill_session(pgid, grace);
+        }
+    }
+}
+
+impl Handler<Incoming<UpdateFramework>> for Agent {
+    type Result = ();
+    /// A framework failed over to a new scheduler: remember (and checkpoint) where it is now.
+    fn handle(&mut self, m: Incoming<UpdateFramework>, _: &mut Context<Self>) {
+        if !self.is_from_master(&m.from, "UpdateFramework") {
+            return;
+        }
+        let UpdateFramework {
+            framework_id,
+            scheduler,
+        } = m.msg;
+        let Some(info) = self
+            .state
+            .update_scheduler(&framework_id, scheduler.clone())
+        else {
+            return tracing::debug!(
+                "ignoring UpdateFramework for unknown framework {framework_id}"
+            );
+        };
+        if let Some(agent_id) = self.state.agent_id.clone() {
+            if let Err(e) = self
+                .checkpointer
+                .framework(&agent_id, &framework_id, &info, &scheduler)
+            {
+                tracing::error!(framework = %framework_id, "cannot checkpoint the framework: {e}");
+            }
         }
     }
 }

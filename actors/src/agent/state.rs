@@ -182,6 +182,13 @@ impl AgentState {
         AgentState::default()
     }
 
+    /// Points a known framework at its new scheduler; returns its info.
+    pub fn update_scheduler(&mut self, id: &FrameworkId, scheduler: Upid) -> Option<FrameworkInfo> {
+        let record = self.frameworks.get_mut(id)?;
+        record.scheduler = scheduler;
+        Some(record.info.clone())
+    }
+
     pub fn framework(&self, id: &FrameworkId) -> Option<&FrameworkRecord> {
         self.frameworks.get(id)
     }

@@ -331,3 +331,17 @@ fn updates_from_the_wrong_executor_or_for_unknown_tasks_are_refused() {
         Err(StateError::InvalidTask(_))
     ));
 }
+
+/// After a framework fails over, the master tells the agent where its scheduler is now (Mesos's
+/// UpdateFrameworkMessage); an unknown framework changes nothing.
+#[test]
+fn a_framework_update_points_at_the_new_scheduler() {
+    let mut s = AgentState::new();
+    run(&mut s, command_task("t1"));
+    let info = s.update_scheduler(&fw(), upid("scheduler-2"));
+    assert!(info.is_some());
+    assert_eq!(s.framework(&fw()).unwrap().scheduler, upid("scheduler-2"));
+    assert!(s
+        .update_scheduler(&FrameworkId::new("other"), upid("x"))
+        .is_none());
+}

@@ -139,11 +139,18 @@ async fn run_agent(args: AgentArgs) -> i32 {
     config.name = args.name;
     config.attributes = args.attributes;
     config.hostname = node.addr().ip().to_string();
-    match agent::start_agent(&node, config) {
-        Ok(upid) => print_line(format_args!("agent {upid}")),
+    let stopped = match agent::start_agent_with_stop(&node, config) {
+        Ok((upid, stopped)) => {
+            print_line(format_args!("agent {upid}"));
+            stopped
+        }
         Err(e) => return fail(format!("cannot start the agent: {e}")),
+    };
+    // Until Ctrl-C or SIGTERM, or until the agent stops (the master shut it down).
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = stopped => tracing::info!("the agent stopped; exiting"),
     }
-    shutdown_signal().await;
     node.shutdown();
     0
 }
