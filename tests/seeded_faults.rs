@@ -11,7 +11,8 @@
 //!   update after another is a violation);
 //! - no update is lost: every task ends, and a task whose command ran to the end (it leaves a
 //!   `ran` file in its sandbox) ends FINISHED;
-//! - on every agent, resources in use plus offered plus free equal its total (the master's books).
+//! - on every agent, resources in use plus offered plus free equal its total (the master's books,
+//!   read with `InspectMaster` every quarter second from a node without faults).
 //!
 //! The seed fixes the faults each node injects and the schedule of restarts, not the interleaving
 //! of threads, so a failing seed reproduces the same storm, usually the same failure. A failure
@@ -21,11 +22,12 @@
 #[path = "../benches/support/arbiter.rs"]
 mod arbiter;
 
-use actix::Arbiter;
+use actix::{Actor, Arbiter, Context, Handler};
 use arbiter::on_arbiter;
-use meso::process::{FaultConfig, Node, NodeConfig, Upid};
+use meso::process::{FaultConfig, Incoming, Node, NodeConfig, Upid};
 use meso::protocol::{
-    AgentId, CommandInfo, Filters, FrameworkInfo, Offer, TaskId, TaskInfo, TaskState, TaskStatus,
+    AgentId, CommandInfo, Filters, FrameworkInfo, InspectMaster, MasterInspection, Offer, TaskId,
+    TaskInfo, TaskState, TaskStatus,
 };
 use meso::resources::Resources;
 use meso_actors::agent::{start_agent, AgentConfig};
@@ -151,6 +153,22 @@ impl Scheduler for Checker {
             // A reconciliation answer after the end is old news, not a second ending.
             Some(_) => {}
         }
+    }
+}
+
+/// Asks nothing itself: forwards the master's answers to `InspectMaster` to the test.
+struct Inspector {
+    tx: tokio::sync::mpsc::UnboundedSender<MasterInspection>,
+}
+
+impl Actor for Inspector {
+    type Context = Context<Self>;
+}
+
+impl Handler<Incoming<MasterInspection>> for Inspector {
+    type Result = ();
+    fn handle(&mut self, m: Incoming<MasterInspection>, _: &mut Context<Self>) {
+        let _ = self.tx.send(m.msg);
     }
 }
 
@@ -383,6 +401,17 @@ async fn run(seed: u64, tasks: usize, restarts: usize) -> Result<String, String>
     }
     sim.start_framework(None).await;
 
+    // The master's books are read throughout, from a node without faults of its own.
+    let inspector_node = Node::start(NodeConfig::default()).await.expect("node");
+    let (tx, mut inspections) = tokio::sync::mpsc::unbounded_channel();
+    let (inspector, _) = inspector_node
+        .actor::<Inspector>("inspector")
+        .handle::<MasterInspection>()
+        .start(Inspector { tx })
+        .expect("inspector");
+    let mut books_read = 0usize;
+    let mut book_problems: Vec<String> = Vec::new();
+
     let start = Instant::now();
     let mut last_reconcile = start;
     // The restart schedule comes from the seed: after 1 to 4 s, then again, `restarts` times.
@@ -441,6 +470,13 @@ async fn run(seed: u64, tasks: usize, restarts: usize) -> Result<String, String>
                 b.tasks.values().filter(|r| r.terminal.is_none()).count()
             ));
         }
+        inspector_node.send_from(&inspector, &sim.master, InspectMaster {});
+        while let Ok(inspection) = inspections.try_recv() {
+            books_read += 1;
+            if book_problems.len() < 10 {
+                book_problems.extend(inspection.problems);
+            }
+        }
         let driver = sim.driver();
         for (id, agent) in kills {
             driver.kill(id, agent);
@@ -455,6 +491,10 @@ async fn run(seed: u64, tasks: usize, restarts: usize) -> Result<String, String>
     sim.stop();
     let b = book.lock();
     let mut problems = b.violations.clone();
+    problems.extend(book_problems);
+    if books_read == 0 {
+        problems.push("the master never answered an inspection".into());
+    }
     if let Err(e) = outcome {
         problems.push(e);
     }
@@ -490,7 +530,9 @@ async fn run(seed: u64, tasks: usize, restarts: usize) -> Result<String, String>
         eprintln!("seed {seed}: unfinished tasks by their last update {why:#?}");
     }
     if problems.is_empty() {
-        Ok(format!("{tally:?} restarts {restarted:?}"))
+        Ok(format!(
+            "{tally:?} restarts {restarted:?}, master books read {books_read} times"
+        ))
     } else {
         Err(format!(
             "{}\n(restarts: {restarted:?})",

@@ -6,6 +6,7 @@
 //!   allocation into offers; events in, messages out.
 //! - `operations`: the task flows of `MasterState` (accept, decline, kill, status updates,
 //!   acknowledgements, reconciliation).
+//! - `inspect`: the books opened (used + offered + free per agent), answered to `InspectMaster`.
 //! - [`book`]: outstanding offers. [`validation`]: what an accept launches. [`tasks`]: the task
 //!   state machine.
 
@@ -13,6 +14,7 @@ pub mod actor;
 mod agents;
 pub mod book;
 mod frameworks;
+mod inspect;
 mod operations;
 pub mod registry;
 pub mod state;

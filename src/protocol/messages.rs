@@ -273,6 +273,31 @@ pub struct UpdateFramework {
     pub scheduler: Upid,
 }
 
+/// Anyone -> master: how are your books? Answered with `MasterInspection`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InspectMaster {}
+
+/// What one agent's resources are doing, as the master sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentAccount {
+    pub agent_id: AgentId,
+    pub total: Resources,
+    /// Held by live tasks and executors.
+    pub used: Resources,
+    /// In outstanding offers.
+    pub offered: Resources,
+    /// Neither: available to the allocator.
+    pub free: Resources,
+}
+
+/// Master -> whoever asked: per agent, used + offered + free, and every way that fails to add up
+/// to the agent's total (empty when the books balance).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MasterInspection {
+    pub agents: Vec<AgentAccount>,
+    pub problems: Vec<String>,
+}
+
 // ---- executor <-> agent ----
 
 /// Executor -> agent: the executor started and is ready for tasks.
@@ -382,6 +407,8 @@ wire!(
     ShutdownExecutor,
     ShutdownAgent,
     UpdateFramework,
+    InspectMaster,
+    MasterInspection,
     RegisterExecutor,
     ExecutorRegistered,
     ReconnectExecutor,

@@ -108,6 +108,7 @@ pub fn start_master(node: &Node, config: MasterConfig) -> Result<Upid, MasterErr
         .handle::<ExecutorExited>()
         .handle::<ExecutorToFramework>()
         .handle::<Pong>()
+        .handle::<InspectMaster>()
         .exited()
         .start(master)?;
     Ok(upid)
@@ -151,6 +152,7 @@ impl Master {
                 Outgoing::FrameworkError(m) => p.send(&to, m),
                 Outgoing::ShutdownFramework(m) => p.send(&to, m),
                 Outgoing::Ping(m) => p.send(&to, m),
+                Outgoing::MasterInspection(m) => p.send(&to, m),
             }
         }
         if self.state.take_allocation_wanted() && !self.allocation_pending {
@@ -224,6 +226,10 @@ macro_rules! handle {
     };
 }
 
+handle!(InspectMaster, |s, from, _m, now| vec![(
+    from,
+    Outgoing::MasterInspection(s.inspect())
+)]);
 handle!(RegisterFramework, |s, from, m, now| s
     .register_framework(&from, m));
 handle!(ReregisterFramework, |s, from, m, now| s

@@ -40,6 +40,7 @@ pub enum Outgoing {
     FrameworkError(FrameworkError),
     ShutdownFramework(ShutdownFramework),
     Ping(Ping),
+    MasterInspection(MasterInspection),
 }
 
 /// What the master sends: to whom, what.
