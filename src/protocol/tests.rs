@@ -289,6 +289,17 @@ fn all_round_trips() -> Vec<&'static str> {
             task_id: TaskId::new("t1"),
             uuid: [7; 16],
         }),
+        rt(InspectMaster {}),
+        rt(MasterInspection {
+            agents: vec![AgentAccount {
+                agent_id: AgentId::new("a1"),
+                total: Resources::parse("cpus:2;mem:64").unwrap(),
+                used: Resources::parse("cpus:1").unwrap(),
+                offered: Resources::parse("mem:32").unwrap(),
+                free: Resources::parse("cpus:1;mem:32").unwrap(),
+            }],
+            problems: vec!["none".into()],
+        }),
     ]
 }
 
