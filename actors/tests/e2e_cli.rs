@@ -121,8 +121,10 @@ fn find_files(dir: &Path, name: &str, found: &mut Vec<PathBuf>) {
     }
 }
 
-/// The processes whose argv is `sleep 600`, directly or through `sh -c`.
-fn sleepers() -> Vec<String> {
+/// The processes whose argv is `sleep <seconds>`, directly or through `sh -c`. Callers pick a
+/// duration no one else uses, so other processes on the machine do not count.
+fn sleepers(seconds: &str) -> Vec<String> {
+    let shell_command = format!("sleep {seconds}");
     let mut pids = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return pids;
@@ -136,8 +138,8 @@ fn sleepers() -> Vec<String> {
             .filter(|a| !a.is_empty())
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        let direct = args.len() == 2 && args[0].ends_with("sleep") && args[1] == "600";
-        let shell = args.len() == 3 && args[1] == "-c" && args[2] == "sleep 600";
+        let direct = args.len() == 2 && args[0].ends_with("sleep") && args[1] == seconds;
+        let shell = args.len() == 3 && args[1] == "-c" && args[2] == shell_command;
         if direct || shell {
             pids.push(entry.file_name().to_string_lossy().into_owned());
         }
@@ -257,13 +259,16 @@ fn a_failing_command_is_task_failed_and_a_non_zero_exit() {
 
 #[test]
 fn a_killed_task_leaves_no_process_behind() {
+    // A duration of our own (this process's id in the fraction), so no other sleep is counted.
+    let seconds = format!("600.{}", std::process::id());
+    let command = format!("sleep {seconds}");
     let out = meso(
         &[
             "execute",
             "--local",
             "1",
             "--command",
-            "sleep 600",
+            &command,
             "--kill-after-ms",
             "500",
         ],
@@ -272,13 +277,13 @@ fn a_killed_task_leaves_no_process_behind() {
     assert_ne!(out.code, Some(0), "{}", out.stdout);
     assert_eq!(count(&out.stdout, "TASK_KILLED"), 1, "{}", out.stdout);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !sleepers().is_empty() && Instant::now() < deadline {
+    while !sleepers(&seconds).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(
-        sleepers(),
+        sleepers(&seconds),
         Vec::<String>::new(),
-        "sleep 600 survived the kill"
+        "{command} survived the kill"
     );
 }
 
