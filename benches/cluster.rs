@@ -16,8 +16,11 @@ use meso::resources::Resources;
 use meso_actors::local::{LocalCluster, LocalConfig};
 use meso_actors::scheduler::{run_scheduler, Scheduler, SchedulerDriver};
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+#[path = "support/meso_binary.rs"]
+mod meso_binary;
+use meso_binary::meso_binary;
 
 const AGENTS: usize = 4;
 const AGENT_RESOURCES: &str = "cpus:8;mem:8192;disk:10000;ports:[31000-31999]";
@@ -96,24 +99,6 @@ impl Scheduler for Batch {
             }
         }
     }
-}
-
-fn meso_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("bench path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>");
-    let program = profile_dir.join("meso");
-    if !program.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "--release", "-p", "meso-actors", "--bin", "meso"])
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cannot build the meso binary");
-    }
-    program
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -21,6 +21,8 @@
 
 #[path = "../benches/support/arbiter.rs"]
 mod arbiter;
+#[path = "../benches/support/meso_binary.rs"]
+mod meso_binary;
 
 use actix::{Actor, Arbiter, Context, Handler};
 use arbiter::on_arbiter;
@@ -33,6 +35,7 @@ use meso::resources::Resources;
 use meso_actors::agent::{start_agent, AgentConfig};
 use meso_actors::master::{start_master, MasterConfig};
 use meso_actors::scheduler::{run_scheduler, Scheduler, SchedulerDriver};
+use meso_binary::meso_binary;
 use parking_lot::Mutex;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -170,21 +173,6 @@ impl Handler<Incoming<MasterInspection>> for Inspector {
     fn handle(&mut self, m: Incoming<MasterInspection>, _: &mut Context<Self>) {
         let _ = self.tx.send(m.msg);
     }
-}
-
-fn meso_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let program = exe.parent().unwrap().parent().unwrap().join("meso");
-    if !program.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = std::process::Command::new(cargo)
-            .args(["build", "-p", "meso-actors", "--bin", "meso"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "cannot build the meso binary");
-    }
-    program
 }
 
 fn faults(seed: u64, salt: u64) -> FaultConfig {
@@ -494,6 +482,15 @@ async fn run(seed: u64, tasks: usize, restarts: usize) -> Result<String, String>
     problems.extend(book_problems);
     if books_read == 0 {
         problems.push("the master never answered an inspection".into());
+    }
+    // Faults cost some tasks, never most: a run where most fail proves nothing.
+    let finished = b
+        .tasks
+        .values()
+        .filter(|r| r.terminal == Some(TaskState::Finished))
+        .count();
+    if finished * 2 < tasks {
+        problems.push(format!("only {finished} of {tasks} tasks finished"));
     }
     if let Err(e) = outcome {
         problems.push(e);
