@@ -29,12 +29,12 @@ commands:
 'meso <command> --help' lists the flags of a command.";
 
 const MASTER_USAGE: &str = "\
-usage: meso master [--ip 127.0.0.1] [--port 5050] [--work-dir DIR]
+usage: meso master [--ip 127.0.0.1] [--advertise-ip IP] [--port 5050] [--work-dir DIR]
                    [--agent-ping-timeout 15secs] [--max-agent-ping-timeouts 5]
                    [--agent-reregister-timeout 10mins]";
 
 const AGENT_USAGE: &str = "\
-usage: meso agent --master HOST:PORT [--ip 127.0.0.1] [--port 5051]
+usage: meso agent --master HOST:PORT [--ip 127.0.0.1] [--advertise-ip IP] [--port 5051]
                   [--work-dir /tmp/meso/agent] [--resources STR] [--attributes STR] [--name agent]
 
   --resources   e.g. 'cpus:4;mem:4096;disk:10000;ports:[31000-32000]' (default: detected)
@@ -68,6 +68,8 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MasterArgs {
     pub listen: SocketAddr,
+    /// Where peers reach this node, when `listen` is the unspecified address.
+    pub advertise_ip: Option<IpAddr>,
     pub work_dir: Option<PathBuf>,
     pub agent_ping_timeout_ms: u64,
     pub max_agent_ping_timeouts: u32,
@@ -78,6 +80,7 @@ pub struct MasterArgs {
 pub struct AgentArgs {
     pub master: Upid,
     pub listen: SocketAddr,
+    pub advertise_ip: Option<IpAddr>,
     pub work_dir: PathBuf,
     pub resources: Option<Resources>,
     pub attributes: Vec<(String, String)>,
@@ -129,6 +132,7 @@ pub fn parse(args: &[String]) -> Result<Command, FlagError> {
 fn parse_master(args: &[String]) -> Result<Command, FlagError> {
     let specs: &[Spec] = &[
         value("ip"),
+        value("advertise-ip"),
         value("port"),
         value("work-dir"),
         value("agent-ping-timeout"),
@@ -149,6 +153,7 @@ fn parse_master(args: &[String]) -> Result<Command, FlagError> {
     }
     Ok(Command::Master(MasterArgs {
         listen: listen(&f, 5050)?,
+        advertise_ip: advertise_ip(&f)?,
         work_dir: f.get("work-dir").map(PathBuf::from),
         agent_ping_timeout_ms: f.parsed(
             "agent-ping-timeout",
@@ -168,6 +173,7 @@ fn parse_agent(args: &[String]) -> Result<Command, FlagError> {
     let specs: &[Spec] = &[
         value("master"),
         value("ip"),
+        value("advertise-ip"),
         value("port"),
         value("work-dir"),
         value("resources"),
@@ -182,6 +188,7 @@ fn parse_agent(args: &[String]) -> Result<Command, FlagError> {
     Ok(Command::Agent(AgentArgs {
         master: master_upid(master).map_err(|reason| bad("master", reason))?,
         listen: listen(&f, 5051)?,
+        advertise_ip: advertise_ip(&f)?,
         work_dir: PathBuf::from(f.get("work-dir").unwrap_or("/tmp/meso/agent")),
         resources: resources(&f)?,
         attributes: f.parsed("attributes", Vec::new(), parse_attributes)?,
@@ -281,6 +288,28 @@ fn listen(f: &Flags, default_port: u16) -> Result<SocketAddr, FlagError> {
     Ok(SocketAddr::new(ip, port))
 }
 
+/// `--advertise-ip`, required when `--ip` is the unspecified address (`0.0.0.0`): peers must be
+/// told an address they can reach, and this node cannot guess which of its addresses that is.
+fn advertise_ip(f: &Flags) -> Result<Option<IpAddr>, FlagError> {
+    let advertise = f.parsed("advertise-ip", None, |t| parse_ip(t).map(Some))?;
+    if let Some(ip) = advertise {
+        if ip.is_unspecified() {
+            return Err(bad(
+                "advertise-ip",
+                format!("{ip} cannot be reached; give this node's address"),
+            ));
+        }
+    }
+    let ip = f.parsed("ip", IpAddr::V4(Ipv4Addr::LOCALHOST), parse_ip)?;
+    if ip.is_unspecified() && advertise.is_none() {
+        return Err(bad(
+            "ip",
+            format!("{ip} listens everywhere: add --advertise-ip with the address peers reach"),
+        ));
+    }
+    Ok(advertise)
+}
+
 fn resources(f: &Flags) -> Result<Option<Resources>, FlagError> {
     f.parsed("resources", None, |t| Resources::parse(t).map(Some))
 }
@@ -362,6 +391,24 @@ mod tests {
             vec![("rack".into(), "r1".into()), ("zone".into(), "a".into())]
         );
         assert_eq!(a.name, "agent");
+    }
+
+    /// Listening on every address needs the address peers should use; a given one is kept.
+    #[test]
+    fn an_unspecified_ip_needs_an_advertised_one() {
+        let e = parse_line("master --ip 0.0.0.0").unwrap_err();
+        assert!(e.to_string().starts_with("bad --ip: "), "{e}");
+        let e = parse_line("master --ip 0.0.0.0 --advertise-ip 0.0.0.0").unwrap_err();
+        assert!(e.to_string().starts_with("bad --advertise-ip: "), "{e}");
+        let Command::Master(m) = parse_line("master --ip 0.0.0.0 --advertise_ip 10.1.2.3").unwrap()
+        else {
+            panic!("not a master");
+        };
+        assert_eq!(m.advertise_ip, Some("10.1.2.3".parse().unwrap()));
+        let Command::Agent(a) = parse_line("agent --master 127.0.0.1:5050").unwrap() else {
+            panic!("not an agent");
+        };
+        assert_eq!(a.advertise_ip, None);
     }
 
     #[test]

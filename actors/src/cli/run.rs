@@ -60,8 +60,12 @@ fn fail(message: impl std::fmt::Display) -> i32 {
     1
 }
 
-async fn start_node(listen: SocketAddr) -> Result<Node, i32> {
-    Node::start(NodeConfig::listen(listen)).await.map_err(fail)
+async fn start_node(listen: SocketAddr, advertise_ip: Option<IpAddr>) -> Result<Node, i32> {
+    let config = NodeConfig {
+        advertise_ip,
+        ..NodeConfig::listen(listen)
+    };
+    Node::start(config).await.map_err(fail)
 }
 
 fn current_exe() -> Result<PathBuf, i32> {
@@ -99,7 +103,7 @@ async fn shutdown_signal() {
 }
 
 async fn run_master(args: MasterArgs) -> i32 {
-    let node = match start_node(args.listen).await {
+    let node = match start_node(args.listen, args.advertise_ip).await {
         Ok(n) => n,
         Err(code) => return code,
     };
@@ -131,7 +135,7 @@ async fn run_agent(args: AgentArgs) -> i32 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let node = match start_node(args.listen).await {
+    let node = match start_node(args.listen, args.advertise_ip).await {
         Ok(n) => n,
         Err(code) => return code,
     };
@@ -173,7 +177,12 @@ async fn run_local(args: LocalArgs) -> i32 {
         (None, Some(t)) => t.path().to_path_buf(),
         (None, None) => return fail("no work dir"),
     };
-    let node = match start_node(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port)).await {
+    let node = match start_node(
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port),
+        None,
+    )
+    .await
+    {
         Ok(n) => n,
         Err(code) => return code,
     };
@@ -218,7 +227,7 @@ async fn run_execute(args: ExecuteArgs) -> i32 {
             Err(e) => tracing::warn!("cannot detect this machine's resources: {e}"),
         }
     }
-    let node = match start_node(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)).await {
+    let node = match start_node(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0), None).await {
         Ok(n) => n,
         Err(code) => return code,
     };
