@@ -60,7 +60,12 @@ struct TaskRecord {
     /// Every update the framework was shown: state and whether it was a reliable one (with uuid).
     seen: Vec<(TaskState, bool, String)>,
     terminal: Option<TaskState>,
-    /// Reliable terminal updates shown: more than one means an end was shown twice as news.
+    /// Uuids of the reliable updates shown. Within one scheduler the driver hides a resent update;
+    /// after a failover the new scheduler may be sent again one whose acknowledgement was lost, so
+    /// the framework (whose book outlives its schedulers) recognises it by uuid, as a framework
+    /// that keeps state across failovers must.
+    uuids: std::collections::BTreeSet<[u8; 16]>,
+    /// Reliable terminal updates with distinct uuids: more than one is an end shown twice as news.
     reliable_ends: usize,
 }
 
@@ -128,6 +133,11 @@ impl Scheduler for Checker {
             return;
         };
         let reliable = status.uuid.is_some();
+        if let Some(uuid) = status.uuid {
+            if !rec.uuids.insert(uuid) {
+                return; // sent again across a failover: nothing new
+            }
+        }
         rec.seen.push((
             status.state,
             reliable,
@@ -140,7 +150,7 @@ impl Scheduler for Checker {
             rec.reliable_ends += 1;
             if rec.reliable_ends == 2 {
                 violations.push(format!(
-                    "task {} was shown two reliable ends: {:?}",
+                    "task {} was shown two reliable ends (distinct uuids): {:?}",
                     status.task_id, rec.seen
                 ));
             }
