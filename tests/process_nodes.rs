@@ -211,6 +211,32 @@ async fn a_new_incarnation_alone_fires_links() {
     );
 }
 
+/// A connection that answers with the dialing node's own hello is the node talking to itself (as
+/// a TCP self-connect to a port nobody listens on would): it is refused, and links to that
+/// address fire as for any unreachable node.
+#[actix_rt::test]
+async fn a_peer_that_answers_with_our_own_hello_is_refused() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    actix_rt::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            actix_rt::spawn(async move {
+                let mut buf = [0u8; 256];
+                if let Ok(n) = s.read(&mut buf).await {
+                    let _ = s.write_all(&buf[..n]).await;
+                }
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            });
+        }
+    });
+    let a = node().await;
+    let mut pa = Probe::start(&a, "pa");
+    let mirror: Upid = format!("mirror@{addr}").parse().unwrap();
+    pa.process.link(&mirror);
+    assert_eq!(pa.next("exited").await, Event::Exited(mirror));
+    assert_eq!(a.stats().connections_dialed, 0);
+}
+
 /// Dials `to` and handshakes as the node `me` with `incarnation`.
 async fn raw_peer(to: SocketAddr, me: SocketAddr, incarnation: u64) -> TcpStream {
     let mut s = TcpStream::connect(to).await.unwrap();

@@ -195,9 +195,31 @@ fn faults(seed: u64, salt: u64) -> FaultConfig {
     }
 }
 
+fn free_low_port() -> u16 {
+    let mut rng = rand::thread_rng();
+    loop {
+        let port = rng.gen_range(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Starts a node on `arbiter`; a port just given up may take a moment to be free again.
 async fn start_node_on(arbiter: &Arbiter, config: NodeConfig) -> Node {
     on_arbiter(arbiter, move || async move {
-        Node::start(config).await.expect("node")
+        let mut tries = 0;
+        loop {
+            match Node::start(config.clone()).await {
+                Ok(node) => return node,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    tracing::debug!("node not started yet: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("cannot start a node on {}: {e}", config.listen),
+            }
+        }
     })
     .await
 }
@@ -241,7 +263,10 @@ struct Sim {
 }
 
 impl Sim {
+    /// Port 0 takes a free port below the kernel's ephemeral range (32768 and up), so that no
+    /// outgoing connection can be holding it when the node restarts on it.
     fn node_config(&self, salt: u64, port: u16) -> NodeConfig {
+        let port = if port == 0 { free_low_port() } else { port };
         let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         NodeConfig {
             faults: Some(faults(self.seed, salt)),
@@ -261,6 +286,7 @@ impl Sim {
         );
         config.name = format!("agent-{i}");
         config.kill_grace_ms = 500;
+        config.recovery_timeout_ms = 30_000;
         on_arbiter(&arbiter, move || async move {
             start_agent(&node, config).expect("agent")
         })

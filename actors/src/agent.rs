@@ -35,6 +35,9 @@ pub struct AgentConfig {
     pub executor_program: PathBuf,
     /// Default time between SIGTERM and SIGKILL when killing a task.
     pub kill_grace_ms: u64,
+    /// How long executors wait for this agent to come back after losing it (Mesos's
+    /// `--recovery_timeout`); then they kill their tasks and exit.
+    pub recovery_timeout_ms: u64,
     pub hostname: String,
 }
 
@@ -53,9 +56,19 @@ impl AgentConfig {
             attributes: Vec::new(),
             executor_program,
             kill_grace_ms: 3_000,
+            recovery_timeout_ms: default_recovery_timeout_ms(),
             hostname: default_hostname(),
         }
     }
+}
+
+/// 15 minutes, or `MESO_RECOVERY_TIMEOUT_MS` from the environment when it is set (tests use it
+/// so that executors they leave behind do not linger).
+pub fn default_recovery_timeout_ms() -> u64 {
+    std::env::var("MESO_RECOVERY_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(crate::executor::env::DEFAULT_RECOVERY_TIMEOUT_MS)
 }
 
 fn default_hostname() -> String {

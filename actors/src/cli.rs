@@ -35,6 +35,7 @@ usage: meso master [--ip 127.0.0.1] [--advertise-ip IP] [--port 5050] [--work-di
 
 const AGENT_USAGE: &str = "\
 usage: meso agent --master HOST:PORT [--ip 127.0.0.1] [--advertise-ip IP] [--port 5051]
+                  [--recovery-timeout 15mins]
                   [--work-dir /tmp/meso/agent] [--resources STR] [--attributes STR] [--name agent]
 
   --resources   e.g. 'cpus:4;mem:4096;disk:10000;ports:[31000-32000]' (default: detected)
@@ -85,6 +86,7 @@ pub struct AgentArgs {
     pub resources: Option<Resources>,
     pub attributes: Vec<(String, String)>,
     pub name: String,
+    pub recovery_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -179,6 +181,7 @@ fn parse_agent(args: &[String]) -> Result<Command, FlagError> {
         value("resources"),
         value("attributes"),
         value("name"),
+        value("recovery-timeout"),
     ];
     let f = Flags::parse("agent", args, specs)?;
     if f.help {
@@ -193,6 +196,11 @@ fn parse_agent(args: &[String]) -> Result<Command, FlagError> {
         resources: resources(&f)?,
         attributes: f.parsed("attributes", Vec::new(), parse_attributes)?,
         name: f.get("name").unwrap_or("agent").to_string(),
+        recovery_timeout_ms: f.parsed(
+            "recovery-timeout",
+            crate::agent::default_recovery_timeout_ms(),
+            flags::duration_ms,
+        )?,
     }))
 }
 

@@ -16,6 +16,8 @@ impl Children {
     fn spawn(&mut self, args: &[&str]) -> &mut Child {
         let child = Command::new(MESO)
             .args(args)
+            // Executors a test leaves behind give up on their agent after 20 s, not 15 minutes.
+            .env("MESO_RECOVERY_TIMEOUT_MS", "20000")
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_string()),

@@ -24,6 +24,7 @@ impl Drop for Children {
 fn command(args: &[&str]) -> Command {
     let mut c = Command::new(MESO);
     c.args(args)
+        .env("MESO_RECOVERY_TIMEOUT_MS", "20000")
         .env("RUST_LOG", "error")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

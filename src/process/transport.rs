@@ -215,12 +215,23 @@ async fn dial(inner: Arc<Inner>, peer: Arc<Peer>) {
 
 async fn connect(inner: &Inner, addr: SocketAddr) -> Result<(TcpStream, Hello), String> {
     let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    // Dialing a port nobody listens on can connect a socket to itself (TCP simultaneous open,
+    // when the kernel picks that same port as the source): that is no peer, and it would hold
+    // the port that the peer needs to come back on.
+    if stream.local_addr().is_ok_and(|local| local == addr) {
+        return Err(format!(
+            "connected to itself on {addr}: nobody listens there"
+        ));
+    }
     let _ = stream.set_nodelay(true);
     stream
         .write_all(&our_hello(inner).encode())
         .await
         .map_err(|e| e.to_string())?;
     let hello = read_hello(&mut stream).await?;
+    if hello.incarnation == inner.incarnation {
+        return Err(format!("{addr} answered with this node's own incarnation"));
+    }
     Ok((stream, hello))
 }
 

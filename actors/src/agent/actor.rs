@@ -368,6 +368,10 @@ impl Agent {
                 "MESO_KILL_GRACE_MS".to_string(),
                 self.config.kill_grace_ms.to_string(),
             ),
+            (
+                "MESO_RECOVERY_TIMEOUT_MS".to_string(),
+                self.config.recovery_timeout_ms.to_string(),
+            ),
         ];
         let launched =
             launcher::launch(&info.command, &env, &sandbox).map_err(|e| e.to_string())?;
@@ -710,6 +714,11 @@ impl Handler<Incoming<ShutdownFramework>> for Agent {
         let grace = Duration::from_millis(self.config.kill_grace_ms);
         for pgid in self.state.remove_framework(&fw) {
             Self::kill_session(pgid, grace);
+        }
+        if let Some(agent_id) = self.state.agent_id.clone() {
+            if let Err(e) = self.checkpointer.remove_framework(&agent_id, &fw) {
+                tracing::error!(framework = %fw, "cannot remove the framework's checkpoints: {e}");
+            }
         }
     }
 }

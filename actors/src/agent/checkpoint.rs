@@ -198,6 +198,15 @@ impl Checkpointer {
     }
 
     /// Forgets an ended run with no task left.
+    /// Forgets a framework that was shut down: nothing of it is recovered after a restart (its
+    /// executors were killed; their tasks must not come back as failed).
+    pub fn remove_framework(&self, agent: &AgentId, framework: &FrameworkId) -> io::Result<()> {
+        match fs::remove_dir_all(self.layout.framework_meta_dir(agent, framework)?) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     pub fn remove_run(&self, run: &RunPaths) -> io::Result<()> {
         match fs::remove_dir_all(self.run_dir(run)?) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
@@ -375,6 +384,22 @@ mod tests {
         };
         c.stream(&p, &TaskId::new("t1"), &stream).unwrap();
         stream
+    }
+
+    /// A framework shut down by the master leaves nothing to recover: its executors were killed
+    /// on purpose, and a restart must not report their tasks as failed.
+    #[test]
+    fn a_removed_framework_is_not_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Checkpointer::new(Layout::new(dir.path()));
+        write_all(&c);
+        let p = paths();
+        c.remove_framework(&p.agent, &p.framework).unwrap();
+        c.remove_framework(&p.agent, &p.framework).unwrap(); // twice is fine
+        let r = c.recover().unwrap();
+        assert_eq!(r.agent_id, AgentId::new("A1"));
+        assert!(r.frameworks.is_empty(), "{:?}", r.frameworks);
+        assert!(r.runs.is_empty(), "{:?}", r.runs);
     }
 
     #[test]

@@ -142,6 +142,7 @@ async fn run_agent(args: AgentArgs) -> i32 {
     let mut config = AgentConfig::new(args.master, args.work_dir, resources, program);
     config.name = args.name;
     config.attributes = args.attributes;
+    config.recovery_timeout_ms = args.recovery_timeout_ms;
     config.hostname = node.addr().ip().to_string();
     let stopped = match agent::start_agent_with_stop(&node, config) {
         Ok((upid, stopped)) => {

@@ -309,6 +309,7 @@ impl Cluster {
             PathBuf::from(MESO),
         );
         config.kill_grace_ms = options.kill_grace_ms;
+        config.recovery_timeout_ms = 20_000;
         let (agent, stopped) = start_agent_with_stop(&agent_node, config).unwrap();
         if options.registration_first {
             match events.next("registration").await {
@@ -539,6 +540,8 @@ where
 {
     let child = Command::new(MESO)
         .args(args)
+        // Executors a test leaves behind give up on their agent after 20 s, not 15 minutes.
+        .env("MESO_RECOVERY_TIMEOUT_MS", "20000")
         .env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_string()),
