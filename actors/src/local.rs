@@ -54,6 +54,8 @@ pub enum LocalError {
     Master(#[from] MasterError),
     #[error("cannot start agent-{index}: {source}")]
     Agent { index: usize, source: AgentError },
+    #[error("the thread of agent-{index} stopped before the agent started")]
+    AgentThread { index: usize },
 }
 
 /// A running local cluster.
@@ -99,7 +101,17 @@ impl LocalCluster {
             );
             agent_config.name = format!("agent-{index}");
             agent_config.hostname = node.addr().ip().to_string();
-            let upid = agent::start_agent(node, agent_config)
+            // Each agent on a thread of its own: an agent waits on its disk (checkpoints are
+            // synced before updates go out), and agents should not wait in line for each other.
+            let arbiter = actix_rt::Arbiter::new();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let agent_node = node.clone();
+            arbiter.spawn_fn(move || {
+                let _ = tx.send(agent::start_agent(&agent_node, agent_config));
+            });
+            let upid = rx
+                .recv()
+                .map_err(|_| LocalError::AgentThread { index })?
                 .map_err(|source| LocalError::Agent { index, source })?;
             agents.push(upid);
         }
