@@ -518,6 +518,10 @@ impl Allocator {
             .unwrap_or_default()
     }
 
+    pub fn has_agent(&self, agent_id: &str) -> bool {
+        self.agents.contains_key(agent_id)
+    }
+
     pub fn agent_ids(&self) -> impl Iterator<Item = &str> {
         self.agents.keys().map(String::as_str)
     }

@@ -101,7 +101,7 @@ impl MasterState {
 
     /// Takes an agent out of the allocator, if it is there.
     fn leave_allocator(&mut self, id: &AgentId) {
-        if self.allocator.agent_ids().any(|a| a == id.as_str()) {
+        if self.allocator.has_agent(id.as_str()) {
             if let Err(e) = self.allocator.remove_agent(id.as_str()) {
                 tracing::warn!("cannot take agent {id} out of the allocator: {e}");
             }
