@@ -3,43 +3,13 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const MESO: &str = env!("CARGO_BIN_EXE_meso");
 
-/// Kills every child it holds when dropped, so a failing test leaves nothing behind.
-#[derive(Default)]
-struct Children(Vec<Child>);
-
-impl Children {
-    fn spawn(&mut self, args: &[&str]) -> &mut Child {
-        let child = Command::new(MESO)
-            .args(args)
-            // Executors a test leaves behind give up on their agent after 20 s, not 15 minutes.
-            .env("MESO_RECOVERY_TIMEOUT_MS", "20000")
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_string()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn meso");
-        self.0.push(child);
-        self.0.last_mut().expect("just pushed")
-    }
-}
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+mod support;
+use support::{free_port, Children};
 
 struct Output {
     code: Option<i32>,
@@ -92,13 +62,6 @@ fn meso(args: &[&str], limit: Duration) -> Output {
         output.stderr
     );
     output
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn count(stdout: &str, state: &str) -> usize {

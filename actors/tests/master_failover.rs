@@ -8,64 +8,11 @@ use meso::protocol::*;
 use meso::resources::Resources;
 use meso_actors::scheduler::{start_scheduler, SchedulerDriver, SchedulerEvent};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-const MESO: &str = env!("CARGO_BIN_EXE_meso");
-
-/// Kills every child it holds when dropped, so a failing test leaves nothing behind.
-#[derive(Default)]
-struct Children(Vec<Child>);
-
-impl Children {
-    fn spawn(&mut self, args: &[&str]) -> usize {
-        let child = Command::new(MESO)
-            .args(args)
-            // Executors a test leaves behind give up on their agent after 20 s, not 15 minutes.
-            .env("MESO_RECOVERY_TIMEOUT_MS", "20000")
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_string()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn meso");
-        self.0.push(child);
-        self.0.len() - 1
-    }
-
-    fn kill(&mut self, i: usize) {
-        let _ = self.0[i].kill();
-        let _ = self.0[i].wait();
-    }
-
-    fn signal(&self, i: usize, signal: i32) {
-        let pid = self.0[i].id() as i32;
-        // SAFETY: kill(2) on a child we started and have not reaped.
-        unsafe {
-            libc::kill(pid, signal);
-        }
-    }
-}
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+mod support;
+use support::{free_port, Children};
 
 fn master_upid(port: u16) -> Upid {
     Upid::new("master", format!("127.0.0.1:{port}").parse().unwrap()).unwrap()

@@ -553,3 +553,43 @@ where
         .expect("spawn meso");
     ChildGuard(child)
 }
+
+/// Processes started with [`spawn_meso`], killed when dropped, so a failing test leaves nothing
+/// behind.
+#[derive(Default)]
+pub struct Children(Vec<ChildGuard>);
+
+impl Children {
+    /// Starts `meso <args>`; returns its index for [`Children::kill`] and [`Children::signal`].
+    pub fn spawn<I, S>(&mut self, args: I) -> usize
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.0.push(spawn_meso(args));
+        self.0.len() - 1
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self, i: usize) {
+        let child = &mut self.0[i].0;
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    pub fn signal(&self, i: usize, signal: i32) {
+        let pid = self.0[i].id() as i32;
+        // SAFETY: kill(2) on a child we started and have not reaped.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
