@@ -151,11 +151,11 @@ fn execute_across_processes_runs_fifty_tasks_in_their_sandboxes() {
     let mut children = Children::default();
     let master_port = free_port().to_string();
     let master = format!("127.0.0.1:{master_port}");
-    children.spawn(&["master", "--port", &master_port]);
+    children.spawn(["master", "--port", &master_port]);
     for i in 1..=2 {
         let work_dir = dir.path().join(format!("a{i}"));
         let port = free_port().to_string();
-        children.spawn(&[
+        children.spawn([
             "agent",
             "--master",
             &master,

@@ -34,7 +34,7 @@ fn spawn_master(children: &mut Children, port: u16, work_dir: &Path, extra: &[&s
 fn spawn_agent(children: &mut Children, master: u16, work_dir: &Path, resources: &str) -> usize {
     let master = format!("127.0.0.1:{master}");
     let port = free_port().to_string();
-    children.spawn(&[
+    children.spawn([
         "agent",
         "--master",
         &master,
