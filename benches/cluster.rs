@@ -5,8 +5,9 @@
 //! launched a task to its TASK_RUNNING. Ends by printing
 //! `summary tasks_per_s=N launch_p50_ms=A launch_p99_ms=B`.
 //!
-//! Needs the release `meso` binary (the agents run it as the command executor); it is built first
-//! if it is missing. `CLUSTER_BENCH_TASKS` changes the number of tasks.
+//! Needs the release `meso` binary (the agents run it as the command executor); it is brought up
+//! to date first. `CLUSTER_BENCH_TASKS` changes the number of tasks; `CLUSTER_BENCH_DIR` where
+//! the work dir goes (default: the system's temporary directory).
 
 use meso::process::{Node, NodeConfig};
 use meso::protocol::{
@@ -112,7 +113,13 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
     let program = meso_binary();
-    let work_dir = tempfile::tempdir().expect("temp dir");
+    // The work dir's disk dominates (agents sync every checkpoint): CLUSTER_BENCH_DIR=/dev/shm
+    // measures the software alone.
+    let work_dir = match std::env::var("CLUSTER_BENCH_DIR") {
+        Ok(base) => tempfile::tempdir_in(base),
+        Err(_) => tempfile::tempdir(),
+    }
+    .expect("temp dir");
     let (elapsed, mut launch_ms, bad) = actix_rt::System::new().block_on(async move {
         let cluster_node = Node::start(NodeConfig::default()).await.unwrap();
         let mut config = LocalConfig::new(work_dir.path().to_path_buf(), program);
