@@ -108,6 +108,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() {
+    // Executors still finishing when the bench ends give up on their agent after 5 s instead of
+    // 15 minutes. Set before any thread starts, while the environment is safe to change.
+    if std::env::var_os("MESO_RECOVERY_TIMEOUT_MS").is_none() {
+        std::env::set_var("MESO_RECOVERY_TIMEOUT_MS", "5000");
+    }
     let total: usize = std::env::var("CLUSTER_BENCH_TASKS")
         .ok()
         .and_then(|v| v.parse().ok())
