@@ -5,7 +5,6 @@ use super::state::{master_update, ExecutorEntry, MasterState, Outgoing, Sends};
 use super::validation::{validate_accept, AcceptDecision};
 use meso::process::Upid;
 use meso::protocol::*;
-use std::collections::HashSet;
 
 impl MasterState {
     /// `AcceptOffers`, as [`validate_accept`] decides: rejected tasks get a status update from
@@ -16,9 +15,14 @@ impl MasterState {
             tracing::warn!("ignoring AcceptOffers from {from}: not a registered scheduler");
             return Vec::new();
         };
-        let known = self.tasks.task_ids(&framework_id);
-        let running: HashSet<(AgentId, ExecutorId)> = self.executors.keys().cloned().collect();
-        let decision = validate_accept(&mut self.book, &framework_id, &msg, &known, &running);
+        let (tasks, executors) = (&self.tasks, &self.executors);
+        let decision = validate_accept(
+            &mut self.book,
+            &framework_id,
+            &msg,
+            |task_id| tasks.contains(&framework_id, task_id),
+            |key| executors.contains_key(key),
+        );
         let partition_aware = self
             .frameworks
             .get(&framework_id)

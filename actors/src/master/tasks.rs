@@ -6,7 +6,7 @@
 
 use meso::protocol::{AgentId, FrameworkId, TaskId, TaskInfo, TaskState, TaskStatus};
 use meso::resources::Resources;
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 /// How many completed tasks the master remembers per framework (as Mesos'
 /// `--max_completed_tasks_per_framework`), to answer a late or repeated message about one with
@@ -89,6 +89,8 @@ pub fn may_transition(from: TaskState, to: TaskState) -> bool {
 #[derive(Debug, Clone, Default)]
 pub struct TaskTracker {
     tasks: BTreeMap<(FrameworkId, TaskId), TrackedTask>,
+    /// The keys of `tasks` by agent: an agent's tasks are found without a scan of them all.
+    by_agent: HashMap<AgentId, BTreeSet<(FrameworkId, TaskId)>>,
     /// Tasks whose terminal update was acknowledged, oldest first, at most
     /// [`MAX_COMPLETED_PER_FRAMEWORK`] per framework.
     completed: BTreeMap<FrameworkId, VecDeque<TrackedTask>>,
@@ -132,7 +134,7 @@ impl TaskTracker {
             state,
             latest,
         };
-        self.tasks.insert(key, task);
+        self.insert(key, task);
         Ok(())
     }
 
@@ -154,7 +156,29 @@ impl TaskTracker {
             state,
             latest,
         };
-        self.tasks.insert(key, task);
+        self.insert(key, task);
+    }
+
+    /// The one place a task goes in, kept in the agent index (moved if its agent changed).
+    fn insert(&mut self, key: (FrameworkId, TaskId), task: TrackedTask) {
+        self.by_agent
+            .entry(task.agent_id.clone())
+            .or_default()
+            .insert(key.clone());
+        if let Some(old) = self.tasks.insert(key.clone(), task) {
+            if self.tasks[&key].agent_id != old.agent_id {
+                self.unindex(&old.agent_id, &key);
+            }
+        }
+    }
+
+    fn unindex(&mut self, agent_id: &AgentId, key: &(FrameworkId, TaskId)) {
+        if let Some(keys) = self.by_agent.get_mut(agent_id) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.by_agent.remove(agent_id);
+            }
+        }
     }
 
     pub fn get(&self, framework_id: &FrameworkId, task_id: &TaskId) -> Option<&TrackedTask> {
@@ -167,7 +191,10 @@ impl TaskTracker {
 
     /// Forgets a task for good.
     pub fn remove(&mut self, framework_id: &FrameworkId, task_id: &TaskId) -> Option<TrackedTask> {
-        self.tasks.remove(&(framework_id.clone(), task_id.clone()))
+        let key = (framework_id.clone(), task_id.clone());
+        let task = self.tasks.remove(&key)?;
+        self.unindex(&task.agent_id, &key);
+        Some(task)
     }
 
     /// Moves a task whose terminal update was acknowledged to the completed tasks of its
@@ -202,7 +229,10 @@ impl TaskTracker {
 
     /// Forgets everything of a framework, live and completed tasks alike.
     pub fn remove_framework(&mut self, framework_id: &FrameworkId) {
-        self.tasks.retain(|(f, _), _| f != framework_id);
+        let keys: Vec<_> = self.framework_keys(framework_id).cloned().collect();
+        for (f, t) in keys {
+            self.remove(&f, &t);
+        }
         self.completed.remove(framework_id);
     }
 
@@ -272,11 +302,21 @@ impl TaskTracker {
         Ok(transition)
     }
 
-    /// The ids of a framework's tasks (to check new task ids against).
-    pub fn task_ids(&self, framework_id: &FrameworkId) -> HashSet<TaskId> {
+    /// The keys of a framework's tasks: a range of the map, not a scan of every task.
+    fn framework_keys<'a>(
+        &'a self,
+        framework_id: &'a FrameworkId,
+    ) -> impl Iterator<Item = &'a (FrameworkId, TaskId)> + 'a {
+        let from = (framework_id.clone(), TaskId::new(""));
         self.tasks
-            .keys()
-            .filter(|(f, _)| f == framework_id)
+            .range(from..)
+            .map(|(k, _)| k)
+            .take_while(move |(f, _)| f == framework_id)
+    }
+
+    /// The ids of a framework's tasks.
+    pub fn task_ids(&self, framework_id: &FrameworkId) -> HashSet<TaskId> {
+        self.framework_keys(framework_id)
             .map(|(_, t)| t.clone())
             .collect()
     }
@@ -286,14 +326,16 @@ impl TaskTracker {
         &'a self,
         framework_id: &'a FrameworkId,
     ) -> impl Iterator<Item = &'a TrackedTask> + 'a {
-        self.tasks
-            .values()
-            .filter(move |t| &t.framework_id == framework_id)
+        self.framework_keys(framework_id).map(|k| &self.tasks[k])
     }
 
     /// The tasks on an agent (to mark them when the agent is lost).
     pub fn on_agent<'a>(&'a self, agent_id: &'a AgentId) -> impl Iterator<Item = &'a TrackedTask> {
-        self.tasks.values().filter(move |t| &t.agent_id == agent_id)
+        self.by_agent
+            .get(agent_id)
+            .into_iter()
+            .flatten()
+            .map(|k| &self.tasks[k])
     }
 
     /// The resources of the live (non-terminal) tasks on an agent.
@@ -468,6 +510,42 @@ mod tests {
         assert_eq!(tracker.for_framework(&fw()).count(), 2);
         assert!(tracker.remove(&fw(), &tid("t1")).is_some());
         assert!(!tracker.contains(&fw(), &tid("t1")));
+    }
+
+    /// The agent index follows every way a task comes and goes: added, put back on another agent
+    /// (an agent reregistering with it), removed, and a framework removed with all its tasks; and
+    /// a framework's tasks are its own, not those of a framework whose id it prefixes.
+    #[test]
+    fn the_agent_index_follows_every_change() {
+        let ids = |t: &TaskTracker, a: &str| -> Vec<String> {
+            let agent = AgentId::new(a);
+            t.on_agent(&agent)
+                .map(|t| t.info.task_id.to_string())
+                .collect()
+        };
+        let mut t = tracker();
+        t.add(fw(), AgentId::new("a1"), info("t2")).unwrap();
+        let other = FrameworkId::new(format!("{}x", fw()));
+        t.add(other.clone(), AgentId::new("a1"), info("t9"))
+            .unwrap();
+        assert_eq!(ids(&t, "a1"), vec!["t1", "t2", "t9"]);
+        t.put(fw(), AgentId::new("a2"), info("t2"), Running, None);
+        assert_eq!(
+            (ids(&t, "a1"), ids(&t, "a2")),
+            (vec!["t1".into(), "t9".into()], vec!["t2".into()])
+        );
+        assert_eq!(
+            t.task_ids(&fw()),
+            [tid("t1"), tid("t2")].into_iter().collect()
+        );
+        t.remove(&fw(), &tid("t1"));
+        assert_eq!(ids(&t, "a1"), vec!["t9"]);
+        t.remove_framework(&fw());
+        assert_eq!(
+            (ids(&t, "a1"), ids(&t, "a2")),
+            (vec!["t9".into()], Vec::<String>::new())
+        );
+        assert_eq!(t.for_framework(&other).count(), 1);
     }
 
     #[test]

@@ -134,16 +134,17 @@ fn task_problem(task: &TaskInfo, framework_id: &FrameworkId, agent_id: &AgentId)
 
 /// Decides what to do with an accept by `framework_id`.
 ///
-/// `known_tasks` are the framework's task ids the master already knows (running or pending);
-/// `running_executors` are the executors already running, whose resources are not asked again.
+/// `known_task` tells whether the master already knows a task id of the framework (running or
+/// pending); `running_executor` whether an executor already runs, so that its resources are not
+/// asked again. Look-ups, not sets: an accept costs what it names, not what the cluster runs.
 /// The offers the decision consumes (all valid named offers, whatever the outcome) are removed
 /// from `book`; nothing else changes.
 pub fn validate_accept(
     book: &mut OfferBook,
     framework_id: &FrameworkId,
     accept: &AcceptOffers,
-    known_tasks: &HashSet<TaskId>,
-    running_executors: &HashSet<(AgentId, ExecutorId)>,
+    known_task: impl Fn(&TaskId) -> bool,
+    running_executor: impl Fn(&(AgentId, ExecutorId)) -> bool,
 ) -> AcceptDecision {
     if let Some(reason) = offers_problem(book, framework_id, accept) {
         let tasks_lost = all_tasks(accept)
@@ -198,7 +199,7 @@ pub fn validate_accept(
     let mut errors = Vec::new();
     for task in all_tasks(accept) {
         let id = &task.task_id;
-        if known_tasks.contains(id) || launched_ids.contains(id) {
+        if known_task(id) || launched_ids.contains(id) {
             errors.push((
                 id.clone(),
                 TaskStatusReason::DuplicateTaskId,
@@ -214,7 +215,7 @@ pub fn validate_accept(
         let mut starts_executor = None;
         if let Some(executor) = &task.executor {
             let key = (agent_id.clone(), executor.executor_id.clone());
-            if !running_executors.contains(&key) && !new_executors.contains(&key.1) {
+            if !running_executor(&key) && !new_executors.contains(&key.1) {
                 asked += executor.resources.clone();
                 starts_executor = Some(key.1);
             }

@@ -33,7 +33,7 @@ fn accept(offer_ids: Vec<OfferId>, tasks: Vec<TaskInfo>) -> AcceptOffers {
 }
 
 fn run(book: &mut OfferBook, accept: &AcceptOffers) -> AcceptDecision {
-    validate_accept(book, &fw(), accept, &HashSet::new(), &HashSet::new())
+    validate_accept(book, &fw(), accept, |_| false, |_| false)
 }
 
 /// Asserts an `InvalidOffers` decision and returns (reason, lost task ids, recovered).
@@ -239,8 +239,8 @@ fn duplicate_id_of_a_known_task_errors() {
         &mut book,
         &fw(),
         &accept(vec![x], vec![task("t1", "cpus:1"), task("t2", "cpus:1")]),
-        &known,
-        &HashSet::new(),
+        |id| known.contains(id),
+        |_| false,
     );
     let (_, launched, errors, unused) = launch(decision);
     assert_eq!(ids(&launched), vec!["t2"]);
@@ -375,8 +375,8 @@ fn executor_resources_are_asked_once_per_new_executor() {
         &mut book,
         &fw(),
         &accept(vec![y], vec![with_executor("t3")]),
-        &HashSet::new(),
-        &running,
+        |_| false,
+        |key| running.contains(key),
     );
     let (_, launched, errors, _) = launch(decision);
     assert_eq!(ids(&launched), vec!["t3"]);
