@@ -116,7 +116,10 @@ pub(crate) fn connected_incarnation(inner: &Inner, addr: SocketAddr) -> Option<u
 /// Forgets, now and then, the peers that have no connection, nothing queued and no dial under way,
 /// and that nobody holds: otherwise every executor or client that ever connected stays in the map.
 pub(crate) async fn sweep_peers(node: Weak<Inner>) {
-    let mut tick = tokio::time::interval(PEER_SWEEP_INTERVAL);
+    // The first sweep is one interval after the start (an interval's first tick is immediate, and
+    // would sweep whenever the task first ran).
+    let first = tokio::time::Instant::now() + PEER_SWEEP_INTERVAL;
+    let mut tick = tokio::time::interval_at(first, PEER_SWEEP_INTERVAL);
     loop {
         tick.tick().await;
         let Some(inner) = node.upgrade() else { return };
