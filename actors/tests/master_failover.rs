@@ -1,6 +1,6 @@
 //! The master through failures, with the real `meso` binary for the master and the agents and a
 //! framework in the test: a master killed and restarted, a scheduler failing over (or not in
-//! time), an agent that goes silent and comes back.
+//! time), an agent that goes silent and comes back, an agent killed while its offer is out.
 
 use actix::{Actor, Context, Handler};
 use meso::process::{Node, NodeConfig, Upid};
@@ -32,8 +32,19 @@ fn spawn_master(children: &mut Children, port: u16, work_dir: &Path, extra: &[&s
 }
 
 fn spawn_agent(children: &mut Children, master: u16, work_dir: &Path, resources: &str) -> usize {
+    spawn_agent_on(children, master, free_port(), work_dir, resources)
+}
+
+/// An agent on a given port: restarted on the same port and work dir, it is the same agent.
+fn spawn_agent_on(
+    children: &mut Children,
+    master: u16,
+    port: u16,
+    work_dir: &Path,
+    resources: &str,
+) -> usize {
     let master = format!("127.0.0.1:{master}");
-    let port = free_port().to_string();
+    let port = port.to_string();
     children.spawn([
         "agent",
         "--master",
@@ -362,4 +373,139 @@ async fn a_silent_agent_is_lost_after_its_pings_and_comes_back() {
     aware
         .state("t2", TaskState::Finished, Duration::from_secs(15))
         .await;
+}
+
+/// Mesos's field case, with a real agent killed: two agents, a framework holding an offer from
+/// each. The killed agent's offer is rescinded as soon as its connection drops (the ping timeout
+/// is ten minutes, so nothing else can rescind it); accepting it then gives TASK_LOST (invalid
+/// offers); the other offer is untouched. When the agent comes back its resources are offered
+/// once, never counted twice. A framework that disconnects has its outstanding offers rescinded
+/// and their resources go to another framework.
+#[actix_rt::test]
+async fn a_killed_agent_has_its_offer_rescinded_at_once_and_is_offered_once_when_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut children = Children::default();
+    let port = free_port();
+    let health = ["--agent-ping-timeout", "600secs"];
+    spawn_master(&mut children, port, &dir.path().join("master"), &health);
+    let (small, big) = ("cpus:1;mem:256", "cpus:2;mem:512");
+    let (a_port, a_dir) = (free_port(), dir.path().join("agent-a"));
+    let a = spawn_agent_on(&mut children, port, a_port, &a_dir, small);
+    spawn_agent(&mut children, port, &dir.path().join("agent-b"), big);
+    let master = master_upid(port);
+    let mut f = framework(&master, info("holder", 60.0)).await;
+
+    // Hold one offer from each agent: the small one is agent A's.
+    let (small, big) = (
+        Resources::parse(small).unwrap(),
+        Resources::parse(big).unwrap(),
+    );
+    let mut held: Vec<Offer> = Vec::new();
+    while held.len() < 2 {
+        let offers = f
+            .wait(
+                Duration::from_secs(10),
+                "offers from both agents",
+                |e| match e {
+                    SchedulerEvent::ResourceOffers(o) => Some(o.clone()),
+                    _ => None,
+                },
+            )
+            .await;
+        held.extend(offers);
+    }
+    assert_eq!(held.len(), 2, "one offer per agent: {held:?}");
+    held.sort_by_key(|o| o.resources != small);
+    let (offer_a, offer_b) = (held[0].clone(), held[1].clone());
+    assert_eq!((&offer_a.resources, &offer_b.resources), (&small, &big));
+    assert_ne!(offer_a.agent_id, offer_b.agent_id);
+
+    children.kill(a);
+    let rescinded = f
+        .wait(Duration::from_secs(10), "the rescind", |e| match e {
+            SchedulerEvent::OfferRescinded(id) => Some(id.clone()),
+            SchedulerEvent::AgentLost(id) => panic!("agent {id} lost before its offer went"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(rescinded, offer_a.id, "only the killed agent's offer goes");
+
+    let task = |id: &str, offer: &Offer| {
+        TaskInfo::command(
+            TaskId::new(id),
+            offer.agent_id.clone(),
+            Resources::parse("cpus:0.5;mem:32").unwrap(),
+            CommandInfo::shell("sleep 1"),
+        )
+    };
+    f.driver.launch(
+        std::slice::from_ref(&offer_a.id),
+        vec![task("on-a", &offer_a)],
+        Filters::default(),
+    );
+    let lost = f
+        .state("on-a", TaskState::Lost, Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        lost.reason,
+        Some(TaskStatusReason::InvalidOffers),
+        "{lost:?}"
+    );
+    // The other offer is untouched: it still launches.
+    f.driver.launch(
+        std::slice::from_ref(&offer_b.id),
+        vec![task("on-b", &offer_b)],
+        Filters::default(),
+    );
+    f.state("on-b", TaskState::Running, Duration::from_secs(10))
+        .await;
+
+    // Agent A comes back (same port, same work dir: the same agent). Its resources are offered
+    // once: one offer of exactly its total, and no second one while that is held.
+    spawn_agent_on(&mut children, port, a_port, &a_dir, "cpus:1;mem:256");
+    let back = f
+        .wait(
+            Duration::from_secs(15),
+            "agent A offered again",
+            |e| match e {
+                SchedulerEvent::ResourceOffers(o) => {
+                    o.iter().find(|o| o.agent_id == offer_a.agent_id).cloned()
+                }
+                _ => None,
+            },
+        )
+        .await;
+    assert_eq!(back.resources, small);
+    let quiet = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(Some(event)) = tokio::time::timeout_at(quiet, f.rx.recv()).await {
+        if let SchedulerEvent::ResourceOffers(o) = event {
+            assert!(
+                o.iter().all(|o| o.agent_id != offer_a.agent_id),
+                "agent A offered twice: {o:?}"
+            );
+        }
+    }
+
+    // The holder disconnects: its offer of agent A is rescinded and goes to another framework.
+    let mut other = framework(&master, info("other", 0.0)).await;
+    other
+        .wait(Duration::from_secs(10), "registration", |e| {
+            matches!(e, SchedulerEvent::Registered { .. }).then_some(())
+        })
+        .await;
+    f.driver.abort();
+    f.node.shutdown();
+    let offered = other
+        .wait(
+            Duration::from_secs(15),
+            "agent A's resources",
+            |e| match e {
+                SchedulerEvent::ResourceOffers(o) => {
+                    o.iter().find(|o| o.agent_id == offer_a.agent_id).cloned()
+                }
+                _ => None,
+            },
+        )
+        .await;
+    assert_eq!(offered.resources, small);
 }
