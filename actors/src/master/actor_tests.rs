@@ -2,7 +2,7 @@
 //! that report what they receive through a channel.
 
 use super::*;
-use meso::process::NodeConfig;
+use meso::process::{FaultConfig, NodeConfig};
 use meso::resources::Resources;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
@@ -21,6 +21,20 @@ enum Event {
 
 struct Fake {
     tx: UnboundedSender<Event>,
+    /// Under injected duplication: what was already reported, so a repeated frame is not
+    /// reported again (a duplicate is exactly what the transport made of one message).
+    seen: Option<std::collections::HashSet<String>>,
+}
+
+impl Fake {
+    fn report(&mut self, event: Event) {
+        if let Some(seen) = &mut self.seen {
+            if !seen.insert(format!("{event:?}")) {
+                return;
+            }
+        }
+        let _ = self.tx.send(event);
+    }
 }
 
 impl Actor for Fake {
@@ -32,7 +46,7 @@ macro_rules! report {
         impl Handler<Incoming<$msg>> for Fake {
             type Result = ();
             fn handle(&mut self, m: Incoming<$msg>, _: &mut Context<Self>) {
-                let _ = self.tx.send(Event::$variant(m.msg));
+                self.report(Event::$variant(m.msg));
             }
         }
     };
@@ -48,7 +62,13 @@ report!(AgentLost, AgentLost);
 report!(AgentReregistered, AgentReregistered);
 
 fn start_fake(node: &Node, name: &str) -> (Process, UnboundedReceiver<Event>) {
+    start_fake_dedup(node, name, false)
+}
+
+/// A fake that reports each distinct message once, for nodes whose peers duplicate frames.
+fn start_fake_dedup(node: &Node, name: &str, dedup: bool) -> (Process, UnboundedReceiver<Event>) {
     let (tx, rx) = unbounded_channel();
+    let seen = dedup.then(Default::default);
     node.actor::<Fake>(name)
         .handle::<AgentRegistered>()
         .handle::<RunTask>()
@@ -58,7 +78,7 @@ fn start_fake(node: &Node, name: &str) -> (Process, UnboundedReceiver<Event>) {
         .handle::<RescindOffer>()
         .handle::<AgentLost>()
         .handle::<AgentReregistered>()
-        .start(Fake { tx })
+        .start(Fake { tx, seen })
         .unwrap();
     (node.process(name).unwrap(), rx)
 }
@@ -201,10 +221,43 @@ fn agent_info(port: u16, id: Option<AgentId>) -> AgentInfo {
 /// offers come back to another framework.
 #[actix_rt::test]
 async fn a_dropped_agent_is_rescinded_at_once_and_offered_once_when_back() {
-    let master_node = Node::start(NodeConfig::default()).await.unwrap();
-    let a1_node = Node::start(NodeConfig::default()).await.unwrap();
-    let a2_node = Node::start(NodeConfig::default()).await.unwrap();
-    let sched_node = Node::start(NodeConfig::default()).await.unwrap();
+    dropped_agent_field_case(None).await;
+}
+
+/// The same, with every node duplicating and delaying its frames (from a seed). No drops: the
+/// fakes do not retry as an agent and a scheduler driver do (the seeded fault test has drops).
+#[actix_rt::test]
+async fn the_dropped_agent_field_case_holds_under_duplicates_and_delays() {
+    for seed in 1..=3 {
+        dropped_agent_field_case(Some(FaultConfig {
+            duplicate: 0.3,
+            delay: 0.3,
+            max_delay_ms: 20,
+            ..FaultConfig::seeded(seed)
+        }))
+        .await;
+    }
+}
+
+async fn dropped_agent_field_case(faults: Option<FaultConfig>) {
+    let dedup = faults.is_some();
+    let mut seeds = 0u64;
+    let mut start_node = || {
+        seeds += 1;
+        let faults = faults.as_ref().map(|f| FaultConfig {
+            seed: f.seed * 100 + seeds,
+            ..f.clone()
+        });
+        async move {
+            let node = Node::start(NodeConfig::default()).await.unwrap();
+            node.set_faults(faults);
+            node
+        }
+    };
+    let master_node = start_node().await;
+    let a1_node = start_node().await;
+    let a2_node = start_node().await;
+    let sched_node = start_node().await;
     let config = MasterConfig {
         allocation_interval_ms: 50,
         ..MasterConfig::default()
@@ -213,7 +266,7 @@ async fn a_dropped_agent_is_rescinded_at_once_and_offered_once_when_back() {
     let mut ids = Vec::new();
     let mut agents = Vec::new();
     for node in [&a1_node, &a2_node] {
-        let (agent, mut rx) = start_fake(node, "agent");
+        let (agent, mut rx) = start_fake_dedup(node, "agent", dedup);
         let info = agent_info(node.addr().port(), None);
         agent.send(
             &master,
@@ -228,7 +281,7 @@ async fn a_dropped_agent_is_rescinded_at_once_and_offered_once_when_back() {
         ids.push(r.agent_id);
         agents.push((agent, rx));
     }
-    let (sched, mut sched_rx) = start_fake(&sched_node, "sched");
+    let (sched, mut sched_rx) = start_fake_dedup(&sched_node, "sched", dedup);
     sched.send(
         &master,
         RegisterFramework {
@@ -281,8 +334,8 @@ async fn a_dropped_agent_is_rescinded_at_once_and_offered_once_when_back() {
     }
 
     // The agent comes back (a new node, the same id): offered once, whole.
-    let back_node = Node::start(NodeConfig::default()).await.unwrap();
-    let (back, mut back_rx) = start_fake(&back_node, "agent");
+    let back_node = start_node().await;
+    let (back, mut back_rx) = start_fake_dedup(&back_node, "agent", dedup);
     let reregister = ReregisterAgent {
         agent: agent_info(back_node.addr().port(), Some(ids[0].clone())),
         version: "test".to_string(),
@@ -296,9 +349,13 @@ async fn a_dropped_agent_is_rescinded_at_once_and_offered_once_when_back() {
         Event::AgentReregistered(r) => assert_eq!(r.agent_id, ids[0]),
         _ => panic!("expected AgentReregistered"),
     }
-    let offered = match next(&mut sched_rx, "the returning agent's offer").await {
-        Event::Offers(o) => o.offers,
-        other => panic!("expected offers, got {other:?}"),
+    // (A duplicated accept is answered TASK_LOST again: that is no new information.)
+    let offered = loop {
+        match next(&mut sched_rx, "the returning agent's offer").await {
+            Event::Offers(o) => break o.offers,
+            Event::Status(u) if dedup && u.status.task_id.as_str() == "t1" => continue,
+            other => panic!("expected offers, got {other:?}"),
+        }
     };
     assert_eq!(offered.len(), 1);
     assert_eq!(offered[0].agent_id, ids[0]);
@@ -315,8 +372,8 @@ async fn a_dropped_agent_is_rescinded_at_once_and_offered_once_when_back() {
     }
 
     // Another framework waits; when the first one goes, its two offers come back to it.
-    let other_node = Node::start(NodeConfig::default()).await.unwrap();
-    let (other, mut other_rx) = start_fake(&other_node, "sched");
+    let other_node = start_node().await;
+    let (other, mut other_rx) = start_fake_dedup(&other_node, "sched", dedup);
     other.send(
         &master,
         RegisterFramework {
@@ -343,4 +400,11 @@ async fn a_dropped_agent_is_rescinded_at_once_and_offered_once_when_back() {
         .iter()
         .all(|o| o.resources == Resources::parse("cpus:1;mem:256").unwrap()));
     let _ = o2;
+    if faults.is_some() {
+        let stats = master_node.stats();
+        assert!(
+            stats.duplicated_fault > 0 && stats.delayed_fault > 0,
+            "the master's frames were not faulted: {stats:?}"
+        );
+    }
 }
