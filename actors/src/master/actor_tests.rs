@@ -244,9 +244,9 @@ async fn dropped_agent_field_case(faults: Option<FaultConfig>) {
     let mut seeds = 0u64;
     let mut start_node = || {
         seeds += 1;
-        let faults = faults.as_ref().map(|f| FaultConfig {
+        let faults = faults.map(|f| FaultConfig {
             seed: f.seed * 100 + seeds,
-            ..f.clone()
+            ..f
         });
         async move {
             let node = Node::start(NodeConfig::default()).await.unwrap();
