@@ -9,8 +9,17 @@
 //!
 //! The sender's node is the peer of the connection, so `from` is only the actor name; the receiver
 //! completes it with the peer's advertised address. The payload is bincode 2.x (standard config,
-//! varint integers) of the message's serde form. Decoding is limited to [`MAX_FRAME_BYTES`], and a
-//! payload can never be longer than its frame, so decoding allocates at most the frame limit.
+//! varint integers) of the message's serde form.
+//!
+//! Decoding allocates in proportion to the bytes it was given, never to the lengths those bytes
+//! claim. bincode counts what a payload claims at its size in memory (each integer at its width,
+//! each string and byte buffer at its length, checked *before* it is reserved) against a limit;
+//! [`decode_within_limit`] makes that limit the smallest of [`DECODE_TIERS`] holding sixteen times
+//! the payload (no value takes more than sixteen bytes of memory per byte of wire), and never more
+//! than the frame limit. So a 30-byte frame claiming a 15 MiB string is refused before the string
+//! is reserved, and a valid payload always fits. A sequence reserves at most
+//! [`MIN_FRAME_LIMIT_BYTES`] ahead (serde's cautious size hint); as no node's frame limit is below
+//! that, and every limit is itself a tier, decoding a frame never allocates more than the limit.
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -20,14 +29,48 @@ pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 /// Bytes of the length prefix of a frame.
 pub const LEN_PREFIX_BYTES: usize = 4;
 
-type Config = bincode::config::Configuration<
+/// The smallest frame limit a node takes: serde reserves up to 1 MiB ahead for a sequence whose
+/// claimed length it cannot check yet, so a lower limit could not bound what decoding allocates.
+pub const MIN_FRAME_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// The limits [`decode_within_limit`] chooses from: each a power of two, the last
+/// [`MAX_FRAME_BYTES`].
+pub const DECODE_TIERS: [usize; 9] = [
+    4 * 1024,
+    16 * 1024,
+    64 * 1024,
+    256 * 1024,
+    1024 * 1024,
+    2 * 1024 * 1024,
+    4 * 1024 * 1024,
+    8 * 1024 * 1024,
+    MAX_FRAME_BYTES,
+];
+
+/// The most memory one byte of bincode can decode into (a `u128` or `i128` in one varint byte).
+const MAX_MEMORY_PER_WIRE_BYTE: usize = 16;
+
+/// A frame limit as nodes use it: a power of two between [`MIN_FRAME_LIMIT_BYTES`] and
+/// [`MAX_FRAME_BYTES`] (a value in between is rounded down), so that it is one of the decode tiers.
+pub fn frame_limit(requested_bytes: usize) -> usize {
+    let clamped = requested_bytes.clamp(MIN_FRAME_LIMIT_BYTES, MAX_FRAME_BYTES);
+    1usize << (usize::BITS - 1 - clamped.leading_zeros())
+}
+
+type Config<const N: usize> = bincode::config::Configuration<
     bincode::config::LittleEndian,
     bincode::config::Varint,
-    bincode::config::Limit<MAX_FRAME_BYTES>,
+    bincode::config::Limit<N>,
 >;
 
-fn config() -> Config {
-    bincode::config::standard().with_limit::<MAX_FRAME_BYTES>()
+fn config<const N: usize>() -> Config<N> {
+    bincode::config::standard().with_limit::<N>()
+}
+
+fn decode_within<T: DeserializeOwned, const N: usize>(
+    bytes: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    bincode::serde::decode_from_slice(bytes, config::<N>())
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -48,20 +91,52 @@ pub enum CodecError {
 
 /// Encodes a value into a fresh buffer.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    bincode::serde::encode_to_vec(value, config()).map_err(|e| CodecError::Encode(e.to_string()))
+    bincode::serde::encode_to_vec(value, config::<MAX_FRAME_BYTES>())
+        .map_err(|e| CodecError::Encode(e.to_string()))
 }
 
 /// Appends the encoding of a value to `buf`.
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Result<(), CodecError> {
-    bincode::serde::encode_into_std_write(value, buf, config())
+    bincode::serde::encode_into_std_write(value, buf, config::<MAX_FRAME_BYTES>())
         .map(|_| ())
         .map_err(|e| CodecError::Encode(e.to_string()))
 }
 
-/// Decodes a value that must take up all of `bytes`.
+/// Decodes a value that must take up all of `bytes` (checkpoints, registries: anything already
+/// bounded by [`MAX_FRAME_BYTES`]).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, config())
-        .map_err(|e| CodecError::Decode(e.to_string()))?;
+    decode_within_limit(bytes, MAX_FRAME_BYTES)
+}
+
+/// Decodes a value that must take up all of `bytes`, claiming at most the smallest tier that holds
+/// sixteen times `bytes` and at most the tier `limit_bytes` rounds to ([`frame_limit`]).
+pub fn decode_within_limit<T: DeserializeOwned>(
+    bytes: &[u8],
+    limit_bytes: usize,
+) -> Result<T, CodecError> {
+    if bytes.len() > MAX_FRAME_BYTES {
+        return Err(CodecError::Decode(format!(
+            "{} bytes is over the {MAX_FRAME_BYTES}-byte limit",
+            bytes.len()
+        )));
+    }
+    let need = bytes
+        .len()
+        .saturating_mul(MAX_MEMORY_PER_WIRE_BYTE)
+        .min(frame_limit(limit_bytes));
+    let tier = DECODE_TIERS.iter().position(|&t| need <= t);
+    let decoded = match tier {
+        Some(0) => decode_within::<T, { DECODE_TIERS[0] }>(bytes),
+        Some(1) => decode_within::<T, { DECODE_TIERS[1] }>(bytes),
+        Some(2) => decode_within::<T, { DECODE_TIERS[2] }>(bytes),
+        Some(3) => decode_within::<T, { DECODE_TIERS[3] }>(bytes),
+        Some(4) => decode_within::<T, { DECODE_TIERS[4] }>(bytes),
+        Some(5) => decode_within::<T, { DECODE_TIERS[5] }>(bytes),
+        Some(6) => decode_within::<T, { DECODE_TIERS[6] }>(bytes),
+        Some(7) => decode_within::<T, { DECODE_TIERS[7] }>(bytes),
+        _ => decode_within::<T, MAX_FRAME_BYTES>(bytes),
+    };
+    let (value, used) = decoded.map_err(|e| CodecError::Decode(e.to_string()))?;
     if used != bytes.len() {
         return Err(CodecError::Trailing {
             trailing: bytes.len() - used,
@@ -216,14 +291,75 @@ mod tests {
         assert_eq!(decode_envelope(&[1, 0xff, 0, 0]), Err(CodecError::NotUtf8));
     }
 
+    /// A length prefix claiming `n` elements (bincode varint: 0xFD then a little-endian u64).
+    fn claims(n: u64) -> Vec<u8> {
+        let mut bytes = vec![0xFD];
+        bytes.extend_from_slice(&n.to_le_bytes());
+        bytes
+    }
+
     #[test]
     fn a_huge_claimed_length_fails_without_allocating_it() {
-        // A Vec<u64> that claims 2^60 elements in a few bytes: varint 0xFD then a u64.
-        let mut bytes = vec![0xFD];
-        bytes.extend_from_slice(&(1u64 << 60).to_le_bytes());
-        assert!(decode::<Vec<u64>>(&bytes).is_err());
-        let mut bytes = vec![0xFD];
-        bytes.extend_from_slice(&(1u64 << 60).to_le_bytes());
-        assert!(decode::<String>(&bytes).is_err());
+        assert!(decode::<Vec<u64>>(&claims(1 << 60)).is_err());
+        assert!(decode::<String>(&claims(1 << 60)).is_err());
+    }
+
+    /// The claim is checked against the tier of the bytes at hand, not against the 16 MiB
+    /// ceiling: a 9-byte payload claiming a 15 MiB string is refused as over its limit, before
+    /// bincode reserves the string (which it does before reading it).
+    #[test]
+    fn a_small_payload_cannot_claim_more_than_its_tier() {
+        let err = decode::<String>(&claims(15 * 1024 * 1024)).unwrap_err();
+        assert!(
+            matches!(&err, CodecError::Decode(e) if e.contains("Limit")),
+            "{err:?}"
+        );
+        // Within the tier, a claim that the bytes do not back is a plain end of input.
+        let err = decode::<String>(&claims(100)).unwrap_err();
+        assert!(
+            matches!(&err, CodecError::Decode(e) if !e.contains("Limit")),
+            "{err:?}"
+        );
+        // A frame limit bounds the claim too, whatever the payload's size.
+        let big = encode(&"x".repeat(3 * 1024 * 1024)).unwrap();
+        assert!(decode_within_limit::<String>(&big, MAX_FRAME_BYTES).is_ok());
+        let err = decode_within_limit::<String>(&big, MIN_FRAME_LIMIT_BYTES).unwrap_err();
+        assert!(
+            matches!(&err, CodecError::Decode(e) if e.contains("Limit")),
+            "{err:?}"
+        );
+    }
+
+    /// Valid payloads always fit their tier: a string that fills one (one byte of memory per
+    /// byte), and integers that take one varint byte each but eight bytes of memory.
+    #[test]
+    fn valid_payloads_fit_their_tier() {
+        for &tier in &DECODE_TIERS {
+            let text = "x".repeat(tier - 9);
+            let bytes = encode(&text).unwrap();
+            assert_eq!(decode::<String>(&bytes).unwrap(), text, "tier {tier}");
+        }
+        for n in [10usize, 500, 5_000, 100_000] {
+            let numbers: Vec<u64> = vec![1; n];
+            let bytes = encode(&numbers).unwrap();
+            assert!(bytes.len() < n + 10, "one byte each");
+            assert_eq!(decode::<Vec<u64>>(&bytes).unwrap(), numbers);
+            let wide: Vec<u128> = vec![1; n];
+            assert_eq!(decode::<Vec<u128>>(&encode(&wide).unwrap()).unwrap(), wide);
+        }
+        assert!(decode::<String>(&vec![0u8; MAX_FRAME_BYTES + 1]).is_err());
+    }
+
+    #[test]
+    fn frame_limits_are_tiers() {
+        assert_eq!(frame_limit(0), MIN_FRAME_LIMIT_BYTES);
+        assert_eq!(frame_limit(3 * 1024 * 1024), 2 * 1024 * 1024);
+        assert_eq!(frame_limit(usize::MAX), MAX_FRAME_BYTES);
+        for requested in [1, 1 << 20, (1 << 22) + 1, 1 << 24, 1 << 30] {
+            assert!(
+                DECODE_TIERS.contains(&frame_limit(requested)),
+                "{requested}"
+            );
+        }
     }
 }

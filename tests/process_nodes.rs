@@ -383,7 +383,7 @@ async fn bad_input_closes_one_connection_and_loses_nothing_else() {
 #[actix_rt::test]
 async fn a_frame_over_the_limit_closes_the_connection_then_traffic_resumes() {
     let b = Node::start(NodeConfig {
-        frame_limit_bytes: 1024,
+        frame_limit_bytes: meso::codec::MIN_FRAME_LIMIT_BYTES,
         ..NodeConfig::default()
     })
     .await
@@ -398,7 +398,7 @@ async fn a_frame_over_the_limit_closes_the_connection_then_traffic_resumes() {
         &pb.upid,
         Ping {
             seq: 2,
-            body: "x".repeat(4096),
+            body: "x".repeat(2 * meso::codec::MIN_FRAME_LIMIT_BYTES),
         },
     );
     assert_eq!(pa.next("exited").await, Event::Exited(pb.upid.clone()));

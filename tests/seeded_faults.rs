@@ -494,7 +494,7 @@ async fn run(seed: u64, tasks: usize, restarts: usize) -> Result<String, String>
                 b.tasks.values().filter(|r| r.terminal.is_none()).count()
             ));
         }
-        inspector_node.send_from(&inspector, &sim.master, InspectMaster {});
+        inspector_node.send_from(&inspector, &sim.master, InspectMaster::all());
         while let Ok(inspection) = inspections.try_recv() {
             books_read += 1;
             if book_problems.len() < 10 {
@@ -601,12 +601,24 @@ fn seeded_cluster_keeps_every_task_and_update() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     for seed in seeds() {
-        let result = actix_rt::System::new().block_on(run(seed, tasks, restarts));
-        match result {
-            Ok(tally) => eprintln!("seed {seed}: ok {tally}"),
-            Err(e) => panic!(
-                "seed {seed} failed:\n{e}\nreproduce: MESO_SEEDS={seed} MESO_TASKS={tasks} MESO_RESTARTS={restarts} cargo test --test seeded_faults -- --nocapture"
-            ),
+        let reproduce = format!(
+            "reproduce: MESO_SEEDS={seed} MESO_TASKS={tasks} MESO_RESTARTS={restarts} cargo test --test seeded_faults -- --nocapture"
+        );
+        // A panic inside the run (a node that cannot start, say) names the seed too.
+        let run_seed = std::panic::AssertUnwindSafe(|| {
+            actix_rt::System::new().block_on(run(seed, tasks, restarts))
+        });
+        match std::panic::catch_unwind(run_seed) {
+            Ok(Ok(tally)) => eprintln!("seed {seed}: ok {tally}"),
+            Ok(Err(e)) => panic!("seed {seed} failed:\n{e}\n{reproduce}"),
+            Err(cause) => {
+                let why = cause
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| cause.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                panic!("seed {seed} panicked: {why}\n{reproduce}")
+            }
         }
     }
 }

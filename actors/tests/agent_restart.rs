@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use support::{
-    command_task as task, group_gone, kill_group, meta_runs_dir, only_dir, poll, run_task,
-    runs_dir, spawn_meso, start_fake_master, wait_file, wait_pid, ChildGuard, Event, Events,
-    MasterBehaviour,
+    command_task as task, free_port, group_gone, kill_group, meta_runs_dir, only_dir, poll,
+    run_task, runs_dir, spawn_meso, start_fake_master, wait_file, wait_pid, ChildGuard, Event,
+    Events, MasterBehaviour,
 };
 use tokio::sync::mpsc::unbounded_channel;
 
@@ -27,11 +27,6 @@ struct Setup {
     work_dir: tempfile::TempDir,
     port: u16,
     _node: Node,
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 async fn setup() -> Setup {

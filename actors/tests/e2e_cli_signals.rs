@@ -6,6 +6,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod support;
+use support::free_port;
+
 const MESO: &str = env!("CARGO_BIN_EXE_meso");
 
 /// Kills every child it holds when dropped, so a failing test leaves nothing behind.
@@ -81,13 +84,6 @@ fn wait(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> 
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 #[test]

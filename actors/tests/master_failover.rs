@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 mod support;
-use support::{free_port, Children};
+use support::{free_port, poll, Children};
 
 fn master_upid(port: u16) -> Upid {
     Upid::new("master", format!("127.0.0.1:{port}").parse().unwrap()).unwrap()
@@ -420,6 +420,15 @@ async fn a_killed_agent_has_its_offer_rescinded_at_once_and_is_offered_once_when
     assert_eq!((&offer_a.resources, &offer_b.resources), (&small, &big));
     assert_ne!(offer_a.agent_id, offer_b.agent_id);
 
+    // An agent killed before it has checkpointed its id comes back as a new agent (as in
+    // Mesos): kill it only once its id is on disk, so that it returns as the same agent.
+    let latest = a_dir.join("meta").join("agents").join("latest");
+    let id = offer_a.agent_id.as_str().to_string();
+    poll(200, Duration::from_millis(25), || {
+        std::fs::read_to_string(&latest).ok().filter(|s| *s == id)
+    })
+    .await
+    .expect("agent A checkpoints its id");
     children.kill(a);
     let rescinded = f
         .wait(Duration::from_secs(10), "the rescind", |e| match e {

@@ -27,7 +27,8 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// The IP that peers reach this node at, when `listen` is unspecified (`0.0.0.0`).
     pub advertise_ip: Option<IpAddr>,
-    /// Largest frame accepted or sent, at most [`codec::MAX_FRAME_BYTES`] (16 MiB, the default).
+    /// Largest frame accepted or sent: a power of two from 1 MiB to [`codec::MAX_FRAME_BYTES`]
+    /// (16 MiB, the default); other values are brought into that range ([`codec::frame_limit`]).
     pub frame_limit_bytes: usize,
     /// Bytes queued to one peer (while it is slow or reconnecting) before new frames are dropped.
     pub max_queued_bytes: usize,
@@ -103,7 +104,8 @@ impl Hasher for Fnv {
     }
 }
 
-pub(crate) type Deliver = Arc<dyn Fn(Upid, &[u8]) -> Result<(), CodecError> + Send + Sync>;
+/// Decodes a payload (within the node's frame limit, the last argument) and hands it to an actor.
+pub(crate) type Deliver = Arc<dyn Fn(Upid, &[u8], usize) -> Result<(), CodecError> + Send + Sync>;
 
 /// What the registry knows of one local actor: how to hand it each message type it declared.
 #[derive(Default)]
@@ -176,7 +178,7 @@ impl Node {
         };
         let addr = SocketAddr::new(ip, bound.port());
         let mut config = config;
-        config.frame_limit_bytes = config.frame_limit_bytes.clamp(1024, codec::MAX_FRAME_BYTES);
+        config.frame_limit_bytes = codec::frame_limit(config.frame_limit_bytes);
         let faults = Faults::new(config.faults);
         let incarnation = loop {
             let n: u64 = rand::random();
@@ -478,7 +480,7 @@ impl Inner {
                 Err((counter, why)) => return routes.dropped(peer, counter, || why),
             },
         };
-        match deliver(from, env.payload) {
+        match deliver(from, env.payload, self.config.frame_limit_bytes) {
             Ok(()) => Counters::bump(&c.remote_received),
             Err(e) => routes.dropped(peer, &c.dropped_decode, || {
                 format!("{} from {} to {}: {e}", env.name, env.from, env.to)

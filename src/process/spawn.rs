@@ -39,8 +39,8 @@ impl<A: Actor<Context = Context<A>>> Spawn<A> {
                 entry
                     .local
                     .push((TypeId::of::<M>(), Box::new(recipient.clone())));
-                let deliver: Deliver = Arc::new(move |from, payload| {
-                    let msg: M = codec::decode(payload)?;
+                let deliver: Deliver = Arc::new(move |from, payload, limit| {
+                    let msg: M = codec::decode_within_limit(payload, limit)?;
                     recipient.do_send(Incoming { from, msg });
                     Ok(())
                 });

@@ -192,13 +192,16 @@ async fn dial(inner: Arc<Inner>, peer: Arc<Peer>) {
             Err(e) => {
                 attempt += 1;
                 tracing::debug!("cannot reach {addr} (attempt {attempt}): {e}");
-                // Linked actors hear of an unreachable peer at once, not after the last retry.
-                inner.fire_links(addr);
                 let mut out = peer.out.lock();
                 if out.conn.is_some() {
+                    // The peer dialed in meanwhile: links are bound to that live connection.
                     out.dialing = false;
                     return;
                 }
+                // Linked actors hear of an unreachable peer at once, not after the last retry.
+                // (Under the peer's lock, as `attach` takes it before the links: no connection
+                // can come up between the check and the firing.)
+                inner.fire_links(addr);
                 if out.queue.frames() == 0 || attempt >= inner.config.max_reconnect_attempts || cut
                 {
                     let dropped = out.queue.clear();

@@ -273,9 +273,24 @@ pub struct UpdateFramework {
     pub scheduler: Upid,
 }
 
-/// Anyone -> master: how are your books? Answered with `MasterInspection`.
+/// Anyone -> master: how are your books? Answered with `MasterInspection`, for at most
+/// `max_agents` agents from the `first_agent`-th on (in agent id order): a frame is capped, and the
+/// books of tens of thousands of agents are not, so a large cluster is read in pages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InspectMaster {}
+pub struct InspectMaster {
+    pub first_agent: u64,
+    pub max_agents: u64,
+}
+
+impl InspectMaster {
+    /// Every agent's account in one answer (fine for clusters of a few thousand agents).
+    pub fn all() -> InspectMaster {
+        InspectMaster {
+            first_agent: 0,
+            max_agents: u64::MAX,
+        }
+    }
+}
 
 /// What one agent's resources are doing, as the master sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -294,7 +309,11 @@ pub struct AgentAccount {
 /// to the agent's total (empty when the books balance).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MasterInspection {
+    /// The page asked for.
     pub agents: Vec<AgentAccount>,
+    /// How many agents the master has in all.
+    pub agents_total: u64,
+    /// Every way the books of this page (and the allocator's, as a whole) fail to balance.
     pub problems: Vec<String>,
 }
 

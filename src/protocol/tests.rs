@@ -289,7 +289,7 @@ fn all_round_trips() -> Vec<&'static str> {
             task_id: TaskId::new("t1"),
             uuid: [7; 16],
         }),
-        rt(InspectMaster {}),
+        rt(InspectMaster::all()),
         rt(MasterInspection {
             agents: vec![AgentAccount {
                 agent_id: AgentId::new("a1"),
@@ -298,6 +298,7 @@ fn all_round_trips() -> Vec<&'static str> {
                 offered: Resources::parse("mem:32").unwrap(),
                 free: Resources::parse("cpus:1;mem:32").unwrap(),
             }],
+            agents_total: 1,
             problems: vec!["none".into()],
         }),
     ]

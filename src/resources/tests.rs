@@ -231,11 +231,10 @@ fn ranges_operations() {
 }
 
 #[test]
-fn serde_round_trip_through_bincode() {
+fn round_trips_through_the_wire_codec() {
     let res = r("cpus:1.5;ports:[1-2];bugs(dev):{x}");
-    let cfg = bincode::config::standard();
-    let bytes = bincode::serde::encode_to_vec(&res, cfg).unwrap();
-    let (back, _): (Resources, usize) = bincode::serde::decode_from_slice(&bytes, cfg).unwrap();
+    let bytes = crate::codec::encode(&res).unwrap();
+    let back: Resources = crate::codec::decode(&bytes).unwrap();
     assert_eq!(back, res);
 }
 

@@ -226,9 +226,9 @@ macro_rules! handle {
     };
 }
 
-handle!(InspectMaster, |s, from, _m, now| vec![(
+handle!(InspectMaster, |s, from, m, now| vec![(
     from,
-    Outgoing::MasterInspection(s.inspect())
+    Outgoing::MasterInspection(s.inspect_page(m.first_agent, m.max_agents))
 )]);
 handle!(RegisterFramework, |s, from, m, now| s
     .register_framework(&from, m));

@@ -587,9 +587,15 @@ impl Children {
 }
 
 /// A port nothing listens on right now.
+/// A free port below the kernel's ephemeral range (32768 and up): a process restarted on it
+/// cannot find it taken by an outgoing connection's source port while it was down.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    loop {
+        let port = rng.gen_range(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
