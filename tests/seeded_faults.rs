@@ -144,6 +144,14 @@ impl Scheduler for Checker {
             format!("{:?} {}", status.reason, status.message),
         ));
         if !status.state.is_terminal() {
+            // The agent sends a task's updates in order, one in flight: a reliable update that
+            // is not an end, after a reliable end, came out of order.
+            if reliable && rec.reliable_ends > 0 {
+                violations.push(format!(
+                    "task {} was shown {} after its reliable end: {:?}",
+                    status.task_id, status.state, rec.seen
+                ));
+            }
             return;
         }
         if reliable {

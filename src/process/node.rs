@@ -104,8 +104,9 @@ impl Hasher for Fnv {
     }
 }
 
-/// Decodes a payload (within the node's frame limit, the last argument) and hands it to an actor.
-pub(crate) type Deliver = Arc<dyn Fn(Upid, &[u8], usize) -> Result<(), CodecError> + Send + Sync>;
+/// Decodes a payload (within the node's frame limit, the last argument) and hands it to an actor;
+/// `Ok(false)` if the actor has stopped.
+pub(crate) type Deliver = Arc<dyn Fn(Upid, &[u8], usize) -> Result<bool, CodecError> + Send + Sync>;
 
 /// What the registry knows of one local actor: how to hand it each message type it declared.
 #[derive(Default)]
@@ -300,7 +301,13 @@ impl Node {
         let generation = inner.generation.load(Ordering::Acquire);
         let node = Arc::as_ptr(inner) as usize;
         let mut msg = Some(msg);
+        let mut stopped = false;
         let deliver = |r: &Recipient<Incoming<M>>| {
+            // An actor that stopped (its mailbox closed) takes nothing: count it as dropped.
+            if !r.connected() {
+                stopped = true;
+                return;
+            }
             if let Some(msg) = msg.take() {
                 r.do_send(Incoming {
                     from: from.clone(),
@@ -308,9 +315,10 @@ impl Node {
                 });
             }
         };
-        if !routes::with_route(node, to.name_arc(), generation, lookup, deliver) {
+        let routed = routes::with_route(node, to.name_arc(), generation, lookup, deliver);
+        if !routed || stopped {
             tracing::debug!(
-                "dropping {} from {from} to {to}: no local actor handles it",
+                "dropping {} from {from} to {to}: no running local actor handles it",
                 M::NAME
             );
             Counters::bump(&inner.counters.dropped_no_local_actor);
@@ -481,7 +489,10 @@ impl Inner {
             },
         };
         match deliver(from, env.payload, self.config.frame_limit_bytes) {
-            Ok(()) => Counters::bump(&c.remote_received),
+            Ok(true) => Counters::bump(&c.remote_received),
+            Ok(false) => routes.dropped(peer, &c.dropped_unknown_actor, || {
+                format!("{} from {}: actor `{}` has stopped", env.name, env.from, env.to)
+            }),
             Err(e) => routes.dropped(peer, &c.dropped_decode, || {
                 format!("{} from {} to {}: {e}", env.name, env.from, env.to)
             }),

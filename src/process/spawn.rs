@@ -41,8 +41,13 @@ impl<A: Actor<Context = Context<A>>> Spawn<A> {
                     .push((TypeId::of::<M>(), Box::new(recipient.clone())));
                 let deliver: Deliver = Arc::new(move |from, payload, limit| {
                     let msg: M = codec::decode_within_limit(payload, limit)?;
+                    // An actor that stopped (its mailbox closed) takes nothing: say so, so that
+                    // the frame is counted as dropped rather than delivered.
+                    if !recipient.connected() {
+                        return Ok(false);
+                    }
                     recipient.do_send(Incoming { from, msg });
-                    Ok(())
+                    Ok(true)
                 });
                 entry.remote.insert(M::NAME, deliver);
             }));

@@ -26,8 +26,8 @@ macro_rules! counters {
 counters! {
     remote_sent: "Frames queued for a remote node.",
     remote_received: "Frames received and delivered to a local actor.",
-    dropped_no_local_actor: "Local sends to a name or message type nobody registered.",
-    dropped_unknown_actor: "Received frames for an actor this node does not have.",
+    dropped_no_local_actor: "Local sends to a name or message type nobody registered, or to an actor that stopped.",
+    dropped_unknown_actor: "Received frames for an actor this node does not have, or that stopped.",
     dropped_unknown_message: "Received frames whose message name the target actor does not handle.",
     dropped_decode: "Received frames whose envelope or payload failed to decode.",
     dropped_queue_full: "Frames dropped because the queue to a peer was over its bound.",
