@@ -10,7 +10,7 @@ use meso::process::handshake::{Hello, VERSION};
 use meso::process::{FaultConfig, Node, NodeConfig, Upid};
 use std::net::SocketAddr;
 use std::time::Duration;
-use support::collector::{Event, Probe};
+use support::collector::{Event, Probe, StopCollector};
 use support::echo::Ping;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -566,4 +566,38 @@ async fn delayed_sends_follow_the_paused_clock() {
             seq: 5
         }
     );
+}
+
+/// An actor that has stopped takes nothing more, and the layer says so: a frame for it and a local
+/// send to it are dropped and counted (as for an actor that is not there), never counted as
+/// delivered.
+#[actix_rt::test]
+async fn messages_to_a_stopped_actor_are_dropped_and_counted() {
+    let (a, b) = (node().await, node().await);
+    let mut pa = Probe::start(&a, "pa");
+    let pb = Probe::start(&b, "pb");
+    pa.ping(&pb.upid, 1);
+    assert!(matches!(pa.next("pong").await, Event::Pong { seq: 1, .. }));
+    let delivered = b.stats().remote_received;
+    pb.addr.send(StopCollector).await.unwrap();
+    while pb.addr.connected() {
+        tokio::task::yield_now().await;
+    }
+    pa.ping(&pb.upid, 2);
+    let local = b.process("local").unwrap();
+    local.send(
+        &pb.upid,
+        Ping {
+            seq: 3,
+            body: String::new(),
+        },
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while b.stats().dropped_unknown_actor < 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let s = b.stats();
+    assert_eq!(s.dropped_unknown_actor, 1, "{s:?}");
+    assert_eq!(s.dropped_no_local_actor, 1, "{s:?}");
+    assert_eq!(s.remote_received, delivered, "{s:?}");
 }

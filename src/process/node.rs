@@ -491,7 +491,10 @@ impl Inner {
         match deliver(from, env.payload, self.config.frame_limit_bytes) {
             Ok(true) => Counters::bump(&c.remote_received),
             Ok(false) => routes.dropped(peer, &c.dropped_unknown_actor, || {
-                format!("{} from {}: actor `{}` has stopped", env.name, env.from, env.to)
+                format!(
+                    "{} from {}: actor `{}` has stopped",
+                    env.name, env.from, env.to
+                )
             }),
             Err(e) => routes.dropped(peer, &c.dropped_decode, || {
                 format!("{} from {} to {}: {e}", env.name, env.from, env.to)

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use super::echo::{Ping, Pong};
-use actix::{Actor, Context, Handler};
+use actix::{Actor, ActorContext, Addr, Context, Handler};
 use meso::process::{Exited, Incoming, Node, Process, Upid};
 use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -51,10 +51,23 @@ impl Handler<Exited> for Collector {
     }
 }
 
+/// Stops the collector (its mailbox closes; the node still has it registered).
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+pub struct StopCollector;
+
+impl Handler<StopCollector> for Collector {
+    type Result = ();
+    fn handle(&mut self, _: StopCollector, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
 pub struct Probe {
     pub upid: Upid,
     pub process: Process,
     pub rx: UnboundedReceiver<Event>,
+    pub addr: Addr<Collector>,
 }
 
 impl Probe {
@@ -65,14 +78,19 @@ impl Probe {
             process: process.clone(),
             tx,
         };
-        let (upid, _) = node
+        let (upid, addr) = node
             .actor::<Collector>(name)
             .handle::<Ping>()
             .handle::<Pong>()
             .exited()
             .start(collector)
             .unwrap();
-        Probe { upid, process, rx }
+        Probe {
+            upid,
+            process,
+            rx,
+            addr,
+        }
     }
 
     /// The next event, or a panic naming what was awaited after 10 s.
