@@ -39,8 +39,10 @@ pub trait WireMessage: serde::Serialize + serde::de::DeserializeOwned + Send + '
 
 /// A message as an actor receives it: the sender's Upid and the typed value.
 ///
-/// The sender of a remote message is the peer node of the connection it came over, completed with
-/// the actor name its envelope gives; a peer cannot claim to be on another node.
+/// The sender of a remote message is the peer node of the connection it came over (the address
+/// its handshake advertised), completed with the actor name its envelope gives. Peers are not yet
+/// authenticated: the advertised address is taken on trust, so the layer is for a trusted network
+/// until the handshake carries credentials (see `docs/semantics.md`).
 #[derive(Debug)]
 pub struct Incoming<M> {
     pub from: Upid,
