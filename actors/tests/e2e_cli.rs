@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 const MESO: &str = env!("CARGO_BIN_EXE_meso");
 
 mod support;
-use support::{free_port, Children};
+use support::{free_port, sleepers, Children};
 
 struct Output {
     code: Option<i32>,
@@ -84,32 +84,6 @@ fn find_files(dir: &Path, name: &str, found: &mut Vec<PathBuf>) {
             found.push(path);
         }
     }
-}
-
-/// The processes whose argv is `sleep <seconds>`, directly or through `sh -c`. Callers pick a
-/// duration no one else uses, so other processes on the machine do not count.
-fn sleepers(seconds: &str) -> Vec<String> {
-    let shell_command = format!("sleep {seconds}");
-    let mut pids = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return pids;
-    };
-    for entry in entries.flatten() {
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        let direct = args.len() == 2 && args[0].ends_with("sleep") && args[1] == seconds;
-        let shell = args.len() == 3 && args[1] == "-c" && args[2] == shell_command;
-        if direct || shell {
-            pids.push(entry.file_name().to_string_lossy().into_owned());
-        }
-    }
-    pids
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! The master through failures, with the real `meso` binary for the master and the agents and a
-//! framework in the test: a master killed and restarted, a scheduler failing over (or not in
-//! time), an agent that goes silent and comes back, an agent killed while its offer is out.
+//! framework in the test: a master killed and restarted (and reconciled with), a scheduler
+//! failing over (getting the updates it missed) or not in time (its tasks killed), an agent that
+//! goes silent and comes back, an agent killed while its offer is out.
 
 use actix::{Actor, Context, Handler};
-use meso::process::{Node, NodeConfig, Upid};
+use meso::process::{Incoming, Node, NodeConfig, Upid};
 use meso::protocol::*;
 use meso::resources::Resources;
 use meso_actors::scheduler::{start_scheduler, SchedulerDriver, SchedulerEvent};
@@ -12,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 mod support;
-use support::{free_port, poll, Children};
+use support::{free_port, poll, sleepers, Children};
 
 fn master_upid(port: u16) -> Upid {
     Upid::new("master", format!("127.0.0.1:{port}").parse().unwrap()).unwrap()
@@ -69,6 +70,58 @@ impl Handler<SchedulerEvent> for Forward {
     fn handle(&mut self, event: SchedulerEvent, _: &mut Context<Self>) {
         let _ = self.0.send(event);
     }
+}
+
+/// Forwards the master's answers to `InspectMaster` to the test.
+struct Inspector(UnboundedSender<MasterInspection>);
+
+impl Actor for Inspector {
+    type Context = Context<Self>;
+}
+
+impl Handler<Incoming<MasterInspection>> for Inspector {
+    type Result = ();
+    fn handle(&mut self, m: Incoming<MasterInspection>, _: &mut Context<Self>) {
+        let _ = self.0.send(m.msg);
+    }
+}
+
+/// Reads the master's books (from a node of its own, no framework's) until `done` holds of the
+/// account of `agent`; panics when it does not within `limit`.
+async fn wait_books(
+    master: &Upid,
+    agent: &AgentId,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&AgentAccount) -> bool,
+) {
+    let node = Node::start(NodeConfig::default()).await.unwrap();
+    let (tx, mut rx) = unbounded_channel();
+    let (me, _) = node
+        .actor::<Inspector>("inspector")
+        .handle::<MasterInspection>()
+        .start(Inspector(tx))
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut last = None;
+    while tokio::time::Instant::now() < deadline {
+        node.send_from(&me, master, InspectMaster::all());
+        if let Ok(Some(books)) = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
+            last = books.agents.into_iter().find(|a| &a.agent_id == agent);
+            if last.as_ref().is_some_and(&done) {
+                node.shutdown();
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    node.shutdown();
+    panic!("no {what} within {limit:?}; the master's last account of {agent}: {last:?}");
+}
+
+/// A shell command that runs until `release` exists: a task that ends when the test says so.
+fn until_exists(release: &Path) -> String {
+    format!("while [ ! -e '{}' ]; do sleep 0.1; done", release.display())
 }
 
 struct Framework {
@@ -151,12 +204,35 @@ impl Framework {
         .await
     }
 
+    /// Waits for the master to take the framework back under `id`; panics on an error.
+    async fn reregistered(&mut self, id: &FrameworkId, limit: Duration) {
+        self.wait(limit, "reregistration", |e| match e {
+            SchedulerEvent::Reregistered { framework_id, .. } => {
+                assert_eq!(framework_id, id);
+                Some(())
+            }
+            SchedulerEvent::Error(e) => panic!("refused: {e}"),
+            _ => None,
+        })
+        .await
+    }
+
     /// Asks for the task's state until the master answers, and returns that answer.
     async fn reconcile(&mut self, task: &str, agent: &AgentId) -> TaskStatus {
+        let named = vec![(TaskId::new(task), Some(agent.clone()))];
+        self.reconcile_until(task, named).await
+    }
+
+    /// Reconciles `statuses` (none: every task of the framework, implicitly) again and again
+    /// until the master answers about `task`, and returns that answer.
+    async fn reconcile_until(
+        &mut self,
+        task: &str,
+        statuses: Vec<(TaskId, Option<AgentId>)>,
+    ) -> TaskStatus {
         let task = TaskId::new(task);
-        for _ in 0..40 {
-            self.driver
-                .reconcile(vec![(task.clone(), Some(agent.clone()))]);
+        for _ in 0..60 {
+            self.driver.reconcile(statuses.clone());
             let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
             while let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
                 if let SchedulerEvent::StatusUpdate(s) = event {
@@ -176,6 +252,11 @@ fn info(name: &str, failover_s: f64) -> FrameworkInfo {
     info
 }
 
+/// Mesos's master failover: a master killed (SIGKILL) and restarted on its work dir takes back
+/// the framework (which reregisters) and the agent with its running task. Once the framework is
+/// back, an implicit reconciliation (no task named) answers the task's latest state, RUNNING on
+/// its agent, with reason Reconciliation and no uuid (nothing to acknowledge), as an explicit one
+/// does; the task's end then reaches the framework through the new master.
 #[actix_rt::test]
 async fn a_master_killed_and_restarted_keeps_the_running_task() {
     let dir = tempfile::tempdir().unwrap();
@@ -189,22 +270,36 @@ async fn a_master_killed_and_restarted_keeps_the_running_task() {
     }
     let master = master_upid(port);
     let mut f = framework(&master, info("restart", 60.0)).await;
-    let agent = f.launch("t1", "cpus:0.5;mem:32", "sleep 3").await;
+    // The task runs until the test lets it end: it is still running when reconciled.
+    let release = dir.path().join("release");
+    let agent = f
+        .launch("t1", "cpus:0.5;mem:32", &until_exists(&release))
+        .await;
     f.state("t1", TaskState::Running, Duration::from_secs(10))
         .await;
+    let id = f.driver.framework_id().unwrap();
 
     children.kill(m);
     spawn_master(&mut children, port, &master_dir, &[]);
-    let answer = f.reconcile("t1", &agent).await;
-    assert!(
-        matches!(answer.state, TaskState::Running | TaskState::Finished),
-        "after the restart the master says {}",
-        answer.state
+    f.reregistered(&id, Duration::from_secs(30)).await;
+    // The master knows the task once its agent has reregistered too: ask until it answers.
+    let implicit = f.reconcile_until("t1", Vec::new()).await;
+    assert_eq!(
+        (implicit.state, implicit.agent_id.as_ref(), implicit.uuid),
+        (TaskState::Running, Some(&agent), None),
+        "the implicit answer after the restart: {implicit:?}"
     );
-    f.state("t1", TaskState::Finished, Duration::from_secs(15))
+    let explicit = f.reconcile("t1", &agent).await;
+    assert_eq!(explicit.state, TaskState::Running, "{explicit:?}");
+
+    std::fs::write(&release, "").unwrap();
+    f.state("t1", TaskState::Finished, Duration::from_secs(20))
         .await;
 }
 
+/// Mesos's framework failover: a scheduler that dies without unregistering leaves its tasks
+/// running, and a new scheduler naming the framework's id within the failover timeout takes the
+/// framework over (FrameworkReregistered) and hears of its task from then on.
 #[actix_rt::test]
 async fn a_new_scheduler_takes_over_within_the_failover_timeout() {
     let dir = tempfile::tempdir().unwrap();
@@ -232,21 +327,74 @@ async fn a_new_scheduler_takes_over_within_the_failover_timeout() {
     let mut again = info("failover", 30.0);
     again.id = Some(id.clone());
     let mut second = framework(&master, again).await;
-    second
-        .wait(Duration::from_secs(10), "reregistration", |e| match e {
-            SchedulerEvent::Reregistered { framework_id, .. } => {
-                assert_eq!(framework_id, &id);
-                Some(())
-            }
-            SchedulerEvent::Error(e) => panic!("refused: {e}"),
-            _ => None,
-        })
-        .await;
+    second.reregistered(&id, Duration::from_secs(10)).await;
     second
         .state("t1", TaskState::Finished, Duration::from_secs(15))
         .await;
 }
 
+/// Mesos's framework failover, for the updates the framework missed: the scheduler dies and its
+/// task finishes while no scheduler is connected, so the master has no one to give TASK_FINISHED
+/// to. The agent keeps resending the update until a scheduler acknowledges it: a new scheduler
+/// that reregisters under the framework's id gets it, as the agent's update (with a uuid to
+/// acknowledge), not as an answer to a reconciliation.
+#[actix_rt::test]
+async fn a_scheduler_that_fails_over_gets_the_updates_it_missed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut children = Children::default();
+    let port = free_port();
+    spawn_master(&mut children, port, &dir.path().join("master"), &[]);
+    spawn_agent(
+        &mut children,
+        port,
+        &dir.path().join("agent"),
+        "cpus:1;mem:256",
+    );
+    let master = master_upid(port);
+    let mut first = framework(&master, info("missed", 600.0)).await;
+    // The task runs until the test lets it end: it cannot finish before its scheduler is gone.
+    let release = dir.path().join("release");
+    let agent = first
+        .launch("t1", "cpus:0.5;mem:32", &until_exists(&release))
+        .await;
+    first
+        .state("t1", TaskState::Running, Duration::from_secs(10))
+        .await;
+    let id = first.driver.framework_id().unwrap();
+    // The scheduler dies: its driver stops without unregistering and its node goes away.
+    first.driver.abort();
+    first.node.shutdown();
+    drop(first);
+
+    std::fs::write(&release, "").unwrap();
+    // The task ends with no scheduler there: the master has its end (the agent is free again).
+    wait_books(
+        &master,
+        &agent,
+        Duration::from_secs(20),
+        "end of the task at the master",
+        |account| account.used.is_empty(),
+    )
+    .await;
+
+    let mut again = info("missed", 600.0);
+    again.id = Some(id.clone());
+    let mut second = framework(&master, again).await;
+    second.reregistered(&id, Duration::from_secs(10)).await;
+    // Resent at least every 30 s (the agent's largest retry interval) while unacknowledged.
+    let finished = second
+        .state("t1", TaskState::Finished, Duration::from_secs(45))
+        .await;
+    assert!(
+        finished.uuid.is_some() && finished.reason != Some(TaskStatusReason::Reconciliation),
+        "the agent's update, not a reconciliation answer: {finished:?}"
+    );
+    assert_eq!(finished.agent_id.as_ref(), Some(&agent), "{finished:?}");
+}
+
+/// Mesos's failover timeout: a framework whose scheduler dies and does not come back within its
+/// `failover_timeout` is removed. Its task is killed: its process is gone from the machine, and
+/// the whole agent is offered to another framework. A scheduler naming its id later is refused.
 #[actix_rt::test]
 async fn a_framework_that_does_not_fail_over_in_time_is_removed() {
     let dir = tempfile::tempdir().unwrap();
@@ -261,10 +409,19 @@ async fn a_framework_that_does_not_fail_over_in_time_is_removed() {
     );
     let master = master_upid(port);
     let mut first = framework(&master, info("late", 1.0)).await;
-    first.launch("t1", "cpus:1;mem:256", "sleep 60").await;
+    // A duration of our own (this process's id in the fraction): the task's `sleep` is found in
+    // /proc, and no other is taken for it.
+    let seconds = format!("600.{}", std::process::id());
+    let command = format!("sleep {seconds}");
+    first.launch("t1", "cpus:1;mem:256", &command).await;
     first
         .state("t1", TaskState::Running, Duration::from_secs(10))
         .await;
+    poll(200, Duration::from_millis(50), || {
+        (!sleepers(&seconds).is_empty()).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("no `{command}` running"));
     let id = first.driver.framework_id().unwrap();
     // The scheduler dies: its driver stops without unregistering and its node goes away.
     first.driver.abort();
@@ -282,6 +439,16 @@ async fn a_framework_that_does_not_fail_over_in_time_is_removed() {
     assert_eq!(
         offers[0].resources,
         Resources::parse("cpus:1;mem:256").unwrap()
+    );
+    // And the process itself is gone (the agent kills it with a grace period).
+    let gone = poll(600, Duration::from_millis(50), || {
+        sleepers(&seconds).is_empty().then_some(())
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "`{command}` outlived its framework: {:?}",
+        sleepers(&seconds)
     );
 
     let mut late = info("late", 1.0);

@@ -297,3 +297,50 @@ async fn the_agent_reregisters_when_the_master_comes_back() {
     s.shutdown_framework();
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
+
+/// Mesos: when a framework fails over, the agent hears of its new scheduler (UpdateFramework)
+/// and resends the framework's unacknowledged updates at once, rather than at their next retry,
+/// which may be up to 30 s away: the new scheduler gets what the old one missed now.
+#[actix_rt::test]
+async fn a_framework_that_failed_over_gets_its_unacknowledged_updates_at_once() {
+    let mut s = Cluster::start(ClusterOptions {
+        master: MasterBehaviour {
+            ack: false,
+            ..MasterBehaviour::default()
+        },
+        kill_grace_ms: 500,
+        work_dir_in_memory: true,
+        timeout: TIMEOUT,
+        registration_first: false,
+        ..ClusterOptions::default()
+    })
+    .await;
+    s.run(command_task("unacked", "sleep 30"));
+    // Unacknowledged, the first update goes again 1, 2 and 4 s apart: after its third resend the
+    // next one is 8 s away.
+    let mut uuid = None;
+    let mut sent = 0;
+    while sent < 4 {
+        if let Event::Update(u) = s.events.next("the update and its resends").await {
+            if u.status.task_id.as_str() == "unacked" {
+                assert_eq!(*uuid.get_or_insert(u.status.uuid), u.status.uuid, "{u:?}");
+                sent += 1;
+            }
+        }
+    }
+    let update = UpdateFramework {
+        framework_id: FrameworkId::new("fw"),
+        scheduler: s.master.me().clone(),
+    };
+    s.master.send(&s.agent, update);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let again = loop {
+        match s.events.next_before(deadline).await {
+            Some(Event::Update(u)) if u.status.task_id.as_str() == "unacked" => break u,
+            Some(_) => {}
+            None => panic!("the update in flight did not go again at once"),
+        }
+    };
+    assert_eq!(again.status.uuid, uuid.unwrap());
+    s.shutdown_framework();
+}

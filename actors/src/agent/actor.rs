@@ -725,7 +725,9 @@ impl Handler<Incoming<ShutdownFramework>> for Agent {
 
 impl Handler<Incoming<UpdateFramework>> for Agent {
     type Result = ();
-    /// A framework failed over to a new scheduler: remember (and checkpoint) where it is now.
+    /// A framework failed over to a new scheduler: remember (and checkpoint) where it is now, and
+    /// resend its updates still unacknowledged at once, as Mesos does, rather than at their next
+    /// retry (up to 30 s away): the new scheduler gets what the old one missed now.
     fn handle(&mut self, m: Incoming<UpdateFramework>, _: &mut Context<Self>) {
         if !self.is_from_master(&m.from, "UpdateFramework") {
             return;
@@ -748,6 +750,14 @@ impl Handler<Incoming<UpdateFramework>> for Agent {
                 .framework(&agent_id, &framework_id, &info, &scheduler)
             {
                 tracing::error!(framework = %framework_id, "cannot checkpoint the framework: {e}");
+            }
+        }
+        // While reregistering, the agent resends everything in flight once the master has it.
+        if self.registered {
+            for update in self.updates.in_flight() {
+                if update.framework_id == framework_id {
+                    self.process.send(self.master(), update);
+                }
             }
         }
     }

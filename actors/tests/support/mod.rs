@@ -1,6 +1,7 @@
 //! Scaffolding shared by the agent integration tests: a fake master, a real agent actor on a node
 //! of its own, waiting for what the fake master records (with timeouts), polling for files and
-//! for process groups and sessions to go, and a guard that kills a `meso` child process.
+//! for process groups and sessions to go, finding a `sleep` by its argv in /proc, and a guard that
+//! kills a `meso` child process.
 //!
 //! Each test file compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
@@ -512,6 +513,32 @@ pub async fn assert_group_gone(pgid: i32) {
 pub fn kill_group(pgid: i32) {
     // SAFETY: signalling a process group this test started has no memory effects.
     unsafe { libc::kill(-pgid, libc::SIGKILL) };
+}
+
+/// The processes whose argv is `sleep <seconds>`, directly or through `sh -c`. Callers pick a
+/// duration no one else uses, so other processes on the machine do not count.
+pub fn sleepers(seconds: &str) -> Vec<String> {
+    let shell_command = format!("sleep {seconds}");
+    let mut pids = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for entry in entries.flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let direct = args.len() == 2 && args[0].ends_with("sleep") && args[1] == seconds;
+        let shell = args.len() == 3 && args[1] == "-c" && args[2] == shell_command;
+        if direct || shell {
+            pids.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    pids
 }
 
 /// A `meso` child process, killed and reaped when dropped, so a failing test leaves nothing
