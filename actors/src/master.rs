@@ -26,6 +26,8 @@ mod state_duplicate_tests;
 #[cfg(test)]
 mod state_failover_tests;
 #[cfg(test)]
+mod state_field_tests;
+#[cfg(test)]
 mod state_tests;
 
 pub use actor::{start_master, MasterConfig, MasterError};
