@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 mod support;
-use support::{free_port, poll, wait_file_every, Children, MESO};
+use support::{free_port, poll, sleepers, wait_file_every, Children, MESO};
 
 fn master_upid(port: u16) -> Upid {
     Upid::new("master", format!("127.0.0.1:{port}").parse().unwrap()).unwrap()
@@ -539,4 +539,49 @@ async fn meso_local_runs_another_processes_tasks_and_exits_cleanly_on_ctrl_c() {
     );
     ctrl_c(&mut kids, l, "`meso local`");
     assert_none_left(&work, Duration::from_secs(20), "by `meso local`").await;
+}
+
+/// Ctrl-C to `meso local` while a task runs (of `meso execute`, whose framework checkpoints, so
+/// its executor would wait for a lost agent): `meso local` still exits promptly with status 0,
+/// and the task goes with it, its executor too, within the agents' kill grace period, not once
+/// the executor gives up on its agent (its recovery timeout, here ten minutes, 15 by default).
+/// Mesos's `ShutdownAgent`: the throwaway cluster's agents shut their executors down.
+#[actix_rt::test]
+async fn ctrl_c_to_meso_local_ends_the_tasks_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut kids = Kids::default();
+    let port = free_port();
+    let work = dir.path().join("local");
+    let l = local(&mut kids, port, &work, 600_000);
+    let master = format!("127.0.0.1:{port}");
+    let seconds = format!("600.{}", std::process::id());
+    let command = format!("sleep {seconds}");
+    let args = ["execute", "--master", &master, "--command", &command];
+    let e = kids.add(meso(&args, 600_000));
+    poll(600, Duration::from_millis(100), || {
+        (!sleepers(&seconds).is_empty()).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("no `{command}` running"));
+    // The check below is not vacuous: the task's executor runs in the work dir.
+    let before = processes_of(&work);
+    assert!(
+        before.iter().any(|(_, p)| p.contains("meso executor")),
+        "no executor found under {}: {before:?}",
+        work.display()
+    );
+
+    ctrl_c(&mut kids, l, "`meso local` with a task running");
+    let gone = poll(150, Duration::from_millis(100), || {
+        sleepers(&seconds).is_empty().then_some(())
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "`{command}` outlived `meso local` by 15 s: {:?}",
+        sleepers(&seconds)
+    );
+    assert_none_left(&work, Duration::from_secs(15), "by `meso local`").await;
+    // `meso execute` keeps trying to reach its master; it is not under test here.
+    kids.signal(e, libc::SIGKILL);
 }
