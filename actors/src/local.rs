@@ -4,8 +4,13 @@
 use crate::agent::{self, resources_detect, AgentConfig, AgentError};
 use crate::master::{self, MasterConfig, MasterError};
 use meso::process::{Node, Upid};
+use meso::protocol::ShutdownAgent;
 use meso::resources::{Ranges, Resource, Resources, ResourcesError, Scalar};
+use parking_lot::Mutex;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
 
 /// How a local cluster is made.
 #[derive(Debug, Clone)]
@@ -64,6 +69,8 @@ pub struct LocalCluster {
     pub master: Upid,
     pub agents: Vec<Upid>,
     pub node: Node,
+    /// Told when each agent actor has stopped (taken by [`LocalCluster::shutdown_agents`]).
+    stopped: Arc<Mutex<Vec<oneshot::Receiver<()>>>>,
 }
 
 impl LocalCluster {
@@ -91,6 +98,7 @@ impl LocalCluster {
             },
         )?;
         let mut agents = Vec::with_capacity(config.agents);
+        let mut stopped = Vec::with_capacity(config.agents);
         for (i, resources) in per_agent.into_iter().enumerate() {
             let index = i + 1;
             let mut agent_config = AgentConfig::new(
@@ -107,19 +115,43 @@ impl LocalCluster {
             let (tx, rx) = std::sync::mpsc::channel();
             let agent_node = node.clone();
             arbiter.spawn_fn(move || {
-                let _ = tx.send(agent::start_agent(&agent_node, agent_config));
+                let _ = tx.send(agent::start_agent_with_stop(&agent_node, agent_config));
             });
-            let upid = rx
+            let (upid, stop) = rx
                 .recv()
                 .map_err(|_| LocalError::AgentThread { index })?
                 .map_err(|source| LocalError::Agent { index, source })?;
             agents.push(upid);
+            stopped.push(stop);
         }
         Ok(LocalCluster {
             master,
             agents,
             node: node.clone(),
+            stopped: Arc::new(Mutex::new(stopped)),
         })
+    }
+
+    /// Shuts the agents down as the master does (`ShutdownAgent`): each kills its executors'
+    /// sessions (with its kill grace period) and stops. Returns once every agent has stopped, or
+    /// after `limit`. Without this, executors of checkpointing frameworks outlive the cluster,
+    /// waiting for their agent to come back (the recovery timeout, 15 minutes by default).
+    pub async fn shutdown_agents(&self, limit: Duration) {
+        for agent in &self.agents {
+            let msg = ShutdownAgent {
+                message: "the local cluster is shutting down".into(),
+            };
+            self.node.send_from(&self.master, agent, msg);
+        }
+        let stopped = std::mem::take(&mut *self.stopped.lock());
+        let all = async {
+            for stop in stopped {
+                let _ = stop.await;
+            }
+        };
+        if tokio::time::timeout(limit, all).await.is_err() {
+            tracing::warn!("the agents did not all stop within {limit:?}");
+        }
     }
 }
 

@@ -200,10 +200,21 @@ async fn run_local(args: LocalArgs) -> i32 {
         print_line(format_args!("agent {a}"));
     }
     shutdown_signal().await;
+    // The agents kill their executors before the node goes: the cluster goes with its tasks
+    // (its executors would otherwise wait for their agent for the recovery timeout, in a work
+    // dir that is removed on exit when it is a temporary one). A second Ctrl-C stops waiting.
+    tokio::select! {
+        _ = cluster.shutdown_agents(LOCAL_SHUTDOWN_WAIT) => {}
+        _ = shutdown_signal() => tracing::warn!("interrupted again; exiting at once"),
+    }
     node.shutdown();
     drop(temp);
     0
 }
+
+/// How long `meso local` waits for its agents to kill their executors on Ctrl-C (their kill
+/// grace period is 3 s, and a session that ignores SIGTERM is killed after it).
+const LOCAL_SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 
 /// How long `meso execute` waits for kills to land after Ctrl-C.
 const KILL_WAIT: Duration = Duration::from_secs(10);

@@ -1,0 +1,587 @@
+//! Agents through restarts and shutdowns, with the real `meso` binary: an agent SIGKILLed under a
+//! running task and started again against a real master (`meso master`) keeps the task, and
+//! `meso local` runs another process's tasks (`meso execute`) and, on Ctrl-C, exits leaving no
+//! executor or task of its work dir behind.
+
+use actix::{Actor, Context, Handler};
+use meso::process::{Incoming, Node, NodeConfig, Upid};
+use meso::protocol::*;
+use meso::resources::Resources;
+use meso_actors::scheduler::{start_scheduler, SchedulerDriver, SchedulerEvent};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+mod support;
+use support::{free_port, poll, sleepers, wait_file_every, Children, MESO};
+
+fn master_upid(port: u16) -> Upid {
+    Upid::new("master", format!("127.0.0.1:{port}").parse().unwrap()).unwrap()
+}
+
+/// An agent on a given port: restarted on the same port and work dir, it is the same agent.
+fn spawn_agent_on(children: &mut Children, master: u16, port: u16, work_dir: &Path) -> usize {
+    let master = format!("127.0.0.1:{master}");
+    let port = port.to_string();
+    children.spawn([
+        "agent",
+        "--master",
+        &master,
+        "--port",
+        &port,
+        "--work-dir",
+        work_dir.to_str().unwrap(),
+        "--resources",
+        "cpus:1;mem:256",
+    ])
+}
+
+struct Forward(UnboundedSender<SchedulerEvent>);
+
+impl Actor for Forward {
+    type Context = Context<Self>;
+}
+
+impl Handler<SchedulerEvent> for Forward {
+    type Result = ();
+    fn handle(&mut self, event: SchedulerEvent, _: &mut Context<Self>) {
+        let _ = self.0.send(event);
+    }
+}
+
+/// Forwards the master's answers to `InspectMaster` to the test.
+struct Inspector(UnboundedSender<MasterInspection>);
+
+impl Actor for Inspector {
+    type Context = Context<Self>;
+}
+
+impl Handler<Incoming<MasterInspection>> for Inspector {
+    type Result = ();
+    fn handle(&mut self, m: Incoming<MasterInspection>, _: &mut Context<Self>) {
+        let _ = self.0.send(m.msg);
+    }
+}
+
+/// Reads the master's books (from a node of its own, no framework's) until `done` holds of them;
+/// returns them, or panics with the last ones when that does not happen within `limit`.
+async fn wait_books(
+    master: &Upid,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&MasterInspection) -> bool,
+) -> MasterInspection {
+    let node = Node::start(NodeConfig::default()).await.unwrap();
+    let (tx, mut rx) = unbounded_channel();
+    let (me, _) = node
+        .actor::<Inspector>("inspector")
+        .handle::<MasterInspection>()
+        .start(Inspector(tx))
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut last = None;
+    while tokio::time::Instant::now() < deadline {
+        node.send_from(&me, master, InspectMaster::all());
+        if let Ok(Some(books)) = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
+            if done(&books) {
+                node.shutdown();
+                return books;
+            }
+            last = Some(books);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    node.shutdown();
+    panic!("no {what} within {limit:?}; the master's last books: {last:?}");
+}
+
+struct Framework {
+    driver: SchedulerDriver,
+    rx: UnboundedReceiver<SchedulerEvent>,
+    node: Node,
+    /// Every status update received, of any task, in order.
+    statuses: Vec<TaskStatus>,
+}
+
+async fn framework(master: &Upid, info: FrameworkInfo) -> Framework {
+    let node = Node::start(NodeConfig::default()).await.unwrap();
+    let (tx, rx) = unbounded_channel();
+    let events = Forward(tx).start().recipient();
+    let driver = start_scheduler(&node, master.clone(), info, events).unwrap();
+    Framework {
+        driver,
+        rx,
+        node,
+        statuses: Vec::new(),
+    }
+}
+
+impl Framework {
+    /// The next event that `pick` maps to something, within `limit`. Every status update on the
+    /// way is kept in `statuses`.
+    async fn wait<T>(
+        &mut self,
+        limit: Duration,
+        what: &str,
+        mut pick: impl FnMut(&SchedulerEvent) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(event)) => {
+                    if let SchedulerEvent::StatusUpdate(s) = &event {
+                        self.statuses.push(s.clone());
+                    }
+                    if let Some(t) = pick(&event) {
+                        return t;
+                    }
+                }
+                _ => panic!(
+                    "no {what} within {limit:?}; statuses so far: {:?}",
+                    self.statuses
+                ),
+            }
+        }
+    }
+
+    /// Every event that arrives within `quiet` (status updates kept in `statuses` too).
+    async fn drain(&mut self, quiet: Duration) -> Vec<SchedulerEvent> {
+        let deadline = tokio::time::Instant::now() + quiet;
+        let mut events = Vec::new();
+        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            if let SchedulerEvent::StatusUpdate(s) = &event {
+                self.statuses.push(s.clone());
+            }
+            events.push(event);
+        }
+        events
+    }
+
+    /// Waits for a status of `task` in `state`, failing on any terminal state that is not it.
+    async fn state(&mut self, task: &str, state: TaskState, limit: Duration) -> TaskStatus {
+        let task = TaskId::new(task);
+        self.wait(limit, &format!("{state} of {task}"), |e| match e {
+            SchedulerEvent::StatusUpdate(s) if s.task_id == task => {
+                assert!(
+                    s.state == state || !s.state.is_terminal(),
+                    "task {task} ended {} ({:?}: {:?})",
+                    s.state,
+                    s.reason,
+                    s.message
+                );
+                (s.state == state).then(|| s.clone())
+            }
+            _ => None,
+        })
+        .await
+    }
+}
+
+/// Whether process `pid` exists and is not a zombie.
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// Mesos's agent recovery (checkpointing framework, `--recover=reconnect`): an agent SIGKILLed
+/// while its task runs leaves the executor running (it lives in a session of its own and waits
+/// for its agent to come back); started again on the same work dir and port it recovers its
+/// checkpointed state, reregisters with the master under the same agent id and reconnects to the
+/// executor. The task is kept: the framework later gets its TASK_FINISHED (the agent's reliable
+/// update, with a uuid) and never a TASK_LOST or TASK_FAILED, and the master's books give the
+/// agent's resources back when it ends, balanced, with one agent in all (not a second one).
+#[actix_rt::test]
+async fn an_agent_killed_under_a_running_task_and_restarted_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut children = Children::default();
+    let port = free_port();
+    let master_dir = dir.path().join("master");
+    children.spawn([
+        "master",
+        "--port",
+        &port.to_string(),
+        "--work-dir",
+        master_dir.to_str().unwrap(),
+    ]);
+    let (a_port, a_dir) = (free_port(), dir.path().join("agent"));
+    let a = spawn_agent_on(&mut children, port, a_port, &a_dir);
+    let master = master_upid(port);
+
+    let mut info = FrameworkInfo::new("keeper", "test");
+    info.failover_timeout_s = 600.0;
+    // Only a checkpointing framework's executors outlive their agent.
+    info.checkpoint = true;
+    let mut f = framework(&master, info).await;
+    let offers = f
+        .wait(Duration::from_secs(20), "an offer", |e| match e {
+            SchedulerEvent::ResourceOffers(o) => Some(o.clone()),
+            _ => None,
+        })
+        .await;
+    let offer = offers[0].clone();
+    let agent = offer.agent_id.clone();
+    let mut seen_offers: Vec<OfferId> = offers.iter().map(|o| o.id.clone()).collect();
+
+    // The task writes its pid when it starts, then runs until the gate exists.
+    let started = dir.path().join("started");
+    let gate = dir.path().join("gate");
+    let command = format!(
+        "echo $$ > '{s}.tmp' && mv '{s}.tmp' '{s}'; while [ ! -e '{g}' ]; do sleep 0.1; done",
+        s = started.display(),
+        g = gate.display()
+    );
+    let task = TaskInfo::command(
+        TaskId::new("t1"),
+        agent.clone(),
+        Resources::parse("cpus:0.5;mem:32").unwrap(),
+        CommandInfo::shell(command),
+    );
+    f.driver.launch(
+        std::slice::from_ref(&offer.id),
+        vec![task],
+        Filters::default(),
+    );
+    let running = f
+        .state("t1", TaskState::Running, Duration::from_secs(20))
+        .await;
+    assert_eq!(running.agent_id.as_ref(), Some(&agent), "{running:?}");
+    let pid: i32 = wait_file_every(&started, Duration::from_millis(100))
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(pid), "the task's process {pid} runs");
+
+    // An agent killed before it has checkpointed its id comes back as a new agent (as in
+    // Mesos): kill it only once its id is on disk, so that it returns as the same agent.
+    let latest = a_dir.join("meta").join("agents").join("latest");
+    poll(400, Duration::from_millis(50), || {
+        std::fs::read_to_string(&latest)
+            .ok()
+            .filter(|s| s == agent.as_str())
+    })
+    .await
+    .expect("the agent checkpoints its id");
+    children.kill(a);
+    // The executor, and so the task, outlive the agent.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(alive(pid), "the task's process {pid} died with its agent");
+    // Offers made before the restart do not count as the restarted agent's.
+    for event in f.drain(Duration::from_millis(500)).await {
+        if let SchedulerEvent::ResourceOffers(o) = event {
+            seen_offers.extend(o.into_iter().map(|o| o.id));
+        }
+    }
+
+    spawn_agent_on(&mut children, port, a_port, &a_dir);
+    let back = f
+        .wait(
+            Duration::from_secs(30),
+            "an offer from the restarted agent",
+            |e| match e {
+                SchedulerEvent::ResourceOffers(o) => {
+                    o.iter().find(|o| !seen_offers.contains(&o.id)).cloned()
+                }
+                _ => None,
+            },
+        )
+        .await;
+    assert_eq!(back.agent_id, agent, "the agent came back under a new id");
+    // Its task is still held: only what the task does not use is offered.
+    assert_eq!(
+        back.resources,
+        Resources::parse("cpus:0.5;mem:224").unwrap(),
+        "{back:?}"
+    );
+    assert!(
+        alive(pid),
+        "the task's process {pid} is gone after the restart"
+    );
+
+    std::fs::write(&gate, "").unwrap();
+    let finished = f
+        .state("t1", TaskState::Finished, Duration::from_secs(30))
+        .await;
+    assert!(
+        finished.uuid.is_some() && finished.reason != Some(TaskStatusReason::Reconciliation),
+        "the agent's update, not a reconciliation answer: {finished:?}"
+    );
+    assert_eq!(finished.agent_id.as_ref(), Some(&agent), "{finished:?}");
+
+    let books = wait_books(
+        &master,
+        Duration::from_secs(20),
+        "the agent's resources back at the master",
+        |books| {
+            books
+                .agents
+                .iter()
+                .any(|a| a.agent_id == agent && a.used.is_empty())
+        },
+    )
+    .await;
+    assert!(books.problems.is_empty(), "{:?}", books.problems);
+    assert_eq!(books.agents_total, 1, "one agent in all: {books:?}");
+
+    // Nothing more of the task arrives (no late TASK_LOST).
+    f.drain(Duration::from_secs(2)).await;
+    let of_t1: Vec<_> = f
+        .statuses
+        .iter()
+        .filter(|s| s.task_id.as_str() == "t1")
+        .collect();
+    assert!(
+        of_t1
+            .iter()
+            .all(|s| !matches!(s.state, TaskState::Lost | TaskState::Failed)),
+        "{of_t1:?}"
+    );
+    assert_eq!(
+        of_t1.iter().filter(|s| s.state.is_terminal()).count(),
+        1,
+        "one end: {of_t1:?}"
+    );
+    f.driver.stop();
+    f.node.shutdown();
+}
+
+/// `meso <args>`, stdin closed, stdout piped, stderr inherited; executors it starts wait
+/// `recovery_ms` for a lost agent.
+fn meso(args: &[&str], recovery_ms: u64) -> Child {
+    Command::new(MESO)
+        .args(args)
+        .env("MESO_RECOVERY_TIMEOUT_MS", recovery_ms.to_string())
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_string()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn meso")
+}
+
+/// Kills and reaps every child it holds when dropped, and then every process left in the work
+/// dirs it was told of, so a failing test leaves nothing behind.
+#[derive(Default)]
+struct Kids {
+    children: Vec<Child>,
+    dirs: Vec<PathBuf>,
+}
+
+impl Kids {
+    fn add(&mut self, child: Child) -> usize {
+        self.children.push(child);
+        self.children.len() - 1
+    }
+
+    fn signal(&self, i: usize, signal: i32) {
+        // SAFETY: kill(2) on a child we started and have not reaped.
+        unsafe {
+            libc::kill(self.children[i].id() as i32, signal);
+        }
+    }
+
+    /// Waits (polling) for child `i` to exit, up to `limit`.
+    fn wait(&mut self, i: usize, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.children[i].try_wait().expect("wait") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything child `i` printed, once it has exited.
+    fn stdout(&mut self, i: usize) -> String {
+        let mut out = String::new();
+        if let Some(mut pipe) = self.children[i].stdout.take() {
+            let _ = pipe.read_to_string(&mut out);
+        }
+        out
+    }
+}
+
+impl Drop for Kids {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for dir in &self.dirs {
+            for (pid, _) in processes_of(dir) {
+                // SAFETY: kill(2) on a process the test's own cluster left behind.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+/// The processes whose command line names `dir` or whose working directory is under it, each
+/// with `cmdline (cwd)`.
+fn processes_of(dir: &Path) -> Vec<(i32, String)> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(pid) = name.parse::<i32>() else {
+            continue;
+        };
+        if !alive(pid) {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .unwrap_or_default();
+        let cwd: Option<PathBuf> = std::fs::read_link(entry.path().join("cwd")).ok();
+        if cmdline.contains(&needle) || cwd.as_ref().is_some_and(|c| c.starts_with(dir)) {
+            found.push((pid, format!("{cmdline}({cwd:?})")));
+        }
+    }
+    found
+}
+
+/// Polls until no process of `dir` is left; panics naming them after `limit`.
+async fn assert_none_left(dir: &Path, limit: Duration, after: &str) {
+    let tries = (limit.as_millis() / 100) as usize;
+    let gone = poll(tries, Duration::from_millis(100), || {
+        processes_of(dir).is_empty().then_some(())
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "left behind {after}: {:?}",
+        processes_of(dir)
+    );
+}
+
+/// `meso local --agents 2` on `port` with its own work dir; its executors wait `recovery_ms`
+/// for a lost agent.
+fn local(kids: &mut Kids, port: u16, work: &Path, recovery_ms: u64) -> usize {
+    kids.dirs.push(work.to_path_buf());
+    let port = port.to_string();
+    let args = [
+        "local",
+        "--agents",
+        "2",
+        "--port",
+        &port,
+        "--work-dir",
+        work.to_str().unwrap(),
+    ];
+    kids.add(meso(&args, recovery_ms))
+}
+
+/// Sends SIGINT to `meso local` (child `l`); panics unless it exits with status 0 within 15 s.
+fn ctrl_c(kids: &mut Kids, l: usize, what: &str) {
+    let asked = Instant::now();
+    kids.signal(l, libc::SIGINT);
+    let status = kids
+        .wait(l, Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("{what} still runs 15 s after Ctrl-C"));
+    assert!(status.success(), "{what} ended {status:?} after Ctrl-C");
+    eprintln!("{what} exited {:?} after Ctrl-C", asked.elapsed());
+}
+
+/// What `mesos-local` is for: a whole cluster in one process (`meso local`) that other processes
+/// use as they would a real master. A separate `meso execute` runs its tasks on it and exits 0
+/// with every task finished. Ctrl-C (SIGINT) to `meso local` is its clean shutdown (`run_local`
+/// answers SIGINT or SIGTERM by shutting its node down and returning 0): it exits promptly with
+/// status 0, and no process of its work dir (an executor, a task) is left.
+#[actix_rt::test]
+async fn meso_local_runs_another_processes_tasks_and_exits_cleanly_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut kids = Kids::default();
+    let port = free_port();
+    let work = dir.path().join("local");
+    let l = local(&mut kids, port, &work, 600_000);
+    let master = format!("127.0.0.1:{port}");
+
+    let args = [
+        "execute",
+        "--master",
+        &master,
+        "--instances",
+        "4",
+        "--command",
+        "true",
+    ];
+    let e = kids.add(meso(&args, 600_000));
+    let status = kids.wait(e, Duration::from_secs(60));
+    let out = kids.stdout(e);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l == "finished 4 failed 0 killed 0 lost 0 error 0"),
+        "{out}"
+    );
+    assert!(
+        kids.wait(l, Duration::ZERO).is_none(),
+        "`meso local` is still up"
+    );
+    ctrl_c(&mut kids, l, "`meso local`");
+    assert_none_left(&work, Duration::from_secs(20), "by `meso local`").await;
+}
+
+/// Ctrl-C to `meso local` while a task runs (of `meso execute`, whose framework checkpoints, so
+/// its executor would wait for a lost agent): `meso local` still exits promptly with status 0,
+/// and the task goes with it, its executor too, within the agents' kill grace period, not once
+/// the executor gives up on its agent (its recovery timeout, here ten minutes, 15 by default).
+/// Mesos's `ShutdownAgent`: the throwaway cluster's agents shut their executors down.
+#[actix_rt::test]
+async fn ctrl_c_to_meso_local_ends_the_tasks_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut kids = Kids::default();
+    let port = free_port();
+    let work = dir.path().join("local");
+    let l = local(&mut kids, port, &work, 600_000);
+    let master = format!("127.0.0.1:{port}");
+    let seconds = format!("600.{}", std::process::id());
+    let command = format!("sleep {seconds}");
+    let args = ["execute", "--master", &master, "--command", &command];
+    let e = kids.add(meso(&args, 600_000));
+    poll(600, Duration::from_millis(100), || {
+        (!sleepers(&seconds).is_empty()).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("no `{command}` running"));
+    // The check below is not vacuous: the task's executor runs in the work dir.
+    let before = processes_of(&work);
+    assert!(
+        before.iter().any(|(_, p)| p.contains("meso executor")),
+        "no executor found under {}: {before:?}",
+        work.display()
+    );
+
+    ctrl_c(&mut kids, l, "`meso local` with a task running");
+    let gone = poll(150, Duration::from_millis(100), || {
+        sleepers(&seconds).is_empty().then_some(())
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "`{command}` outlived `meso local` by 15 s: {:?}",
+        sleepers(&seconds)
+    );
+    assert_none_left(&work, Duration::from_secs(15), "by `meso local`").await;
+    // `meso execute` keeps trying to reach its master; it is not under test here.
+    kids.signal(e, libc::SIGKILL);
+}
