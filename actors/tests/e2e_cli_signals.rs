@@ -208,11 +208,14 @@ fn a_task_no_agent_can_fit_is_reported_once_and_the_run_waits() {
     );
 }
 
-/// SIGTERM is Ctrl-C: the running task is killed and the summary printed.
+/// SIGTERM is Ctrl-C: the running task is killed, the summary printed, and no process of the
+/// in-process cluster outlives `meso execute`.
 #[test]
 fn sigterm_kills_the_tasks_and_prints_the_summary() {
     let mut children = Children::default();
-    let mut child = command(&["execute", "--local", "1", "--command", "sleep 30"])
+    let seconds = format!("30.{}", std::process::id());
+    let sleep = format!("sleep {seconds}");
+    let mut child = command(&["execute", "--local", "1", "--command", &sleep])
         .spawn()
         .expect("spawn meso");
     let out = lines(child.stdout.take().expect("piped"));
@@ -234,6 +237,15 @@ fn sigterm_kills_the_tasks_and_prints_the_summary() {
         rest.iter()
             .any(|l| l == "finished 0 failed 0 killed 1 lost 0 error 0"),
         "{rest:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !support::sleepers(&seconds).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        support::sleepers(&seconds),
+        Vec::<String>::new(),
+        "`{sleep}` outlived meso execute"
     );
 }
 

@@ -244,6 +244,7 @@ async fn run_execute(args: ExecuteArgs) -> i32 {
         Err(code) => return code,
     };
     let mut _temp = None;
+    let mut local = None;
     let master = match args.target {
         Target::Master(m) => m,
         Target::Local(agents) => {
@@ -260,7 +261,7 @@ async fn run_execute(args: ExecuteArgs) -> i32 {
             config.allocation_interval_ms = 500;
             _temp = Some(temp);
             match LocalCluster::start(&node, config) {
-                Ok(c) => c.master,
+                Ok(c) => local.insert(c).master.clone(),
                 Err(e) => return fail(e),
             }
         }
@@ -306,6 +307,14 @@ async fn run_execute(args: ExecuteArgs) -> i32 {
     driver.stop();
     // Give the unregistration a moment to leave before the process ends.
     tokio::time::sleep(Duration::from_millis(200)).await;
+    // An in-process cluster goes with its tasks, as `meso local` does on Ctrl-C: whatever the
+    // kills above did not reach is ended by the agents before the work dir is removed.
+    if let Some(cluster) = &local {
+        tokio::select! {
+            _ = cluster.shutdown_agents(LOCAL_SHUTDOWN_WAIT) => {}
+            _ = shutdown_signal() => tracing::warn!("interrupted again; exiting at once"),
+        }
+    }
     node.shutdown();
     let tracker = tracker.lock();
     print_line(tracker.summary);
