@@ -601,3 +601,17 @@ async fn messages_to_a_stopped_actor_are_dropped_and_counted() {
     assert_eq!(s.dropped_no_local_actor, 1, "{s:?}");
     assert_eq!(s.remote_received, delivered, "{s:?}");
 }
+
+/// An advertised IP is what peers are told even when the node listens on a specific address (a
+/// node behind NAT or a container bridge is reached at another address than it binds).
+#[actix_rt::test]
+async fn an_advertised_ip_wins_over_the_bound_one() {
+    let node = Node::start(NodeConfig {
+        advertise_ip: Some("127.0.0.2".parse().unwrap()),
+        ..NodeConfig::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(node.addr().ip().to_string(), "127.0.0.2");
+    assert_eq!(node.upid("x").unwrap().addr(), node.addr());
+}

@@ -153,15 +153,20 @@ fn parse_master(args: &[String]) -> Result<Command, FlagError> {
             reason: "must be at least 1".to_string(),
         });
     }
+    let agent_ping_timeout_ms = f.parsed(
+        "agent-ping-timeout",
+        defaults.agent_ping_timeout_ms,
+        flags::duration_ms,
+    )?;
+    if agent_ping_timeout_ms == 0 {
+        // Every agent would miss its first ping at once and be lost.
+        return Err(bad("agent-ping-timeout", "must be more than 0".to_string()));
+    }
     Ok(Command::Master(MasterArgs {
         listen: listen(&f, 5050)?,
         advertise_ip: advertise_ip(&f)?,
         work_dir: f.get("work-dir").map(PathBuf::from),
-        agent_ping_timeout_ms: f.parsed(
-            "agent-ping-timeout",
-            defaults.agent_ping_timeout_ms,
-            flags::duration_ms,
-        )?,
+        agent_ping_timeout_ms,
         max_agent_ping_timeouts: max_timeouts,
         agent_reregister_timeout_ms: f.parsed(
             "agent-reregister-timeout",
@@ -264,6 +269,9 @@ fn parse_execute(args: &[String]) -> Result<Command, FlagError> {
         }
     };
     let command = f.required("command")?.to_string();
+    if command.trim().is_empty() {
+        return Err(bad("command", "an empty command runs nothing".to_string()));
+    }
     let instances = f.number::<usize>("instances", 1)?;
     if instances == 0 {
         return Err(bad("instances", "at least one task is needed".to_string()));
@@ -298,6 +306,7 @@ fn listen(f: &Flags, default_port: u16) -> Result<SocketAddr, FlagError> {
 
 /// `--advertise-ip`, required when `--ip` is the unspecified address (`0.0.0.0`): peers must be
 /// told an address they can reach, and this node cannot guess which of its addresses that is.
+/// Given with a specific `--ip` too, it is what peers are told (an address behind NAT, say).
 fn advertise_ip(f: &Flags) -> Result<Option<IpAddr>, FlagError> {
     let advertise = f.parsed("advertise-ip", None, |t| parse_ip(t).map(Some))?;
     if let Some(ip) = advertise {
@@ -432,6 +441,32 @@ mod tests {
         let e = parse_line("execute --local 2 --command x --cpus -1").unwrap_err();
         assert!(e.to_string().starts_with("bad --cpus: "), "{e}");
         assert!(parse_line("frobnicate").is_err());
+    }
+
+    /// Values that parse but cannot work are flag errors too, each naming its flag.
+    #[test]
+    fn values_that_cannot_work_name_their_flag() {
+        let args: Vec<String> = ["execute", "--local", "1", "--command", " "]
+            .map(String::from)
+            .to_vec();
+        let e = parse(&args).unwrap_err();
+        assert!(e.to_string().starts_with("bad --command: "), "{e}");
+        let e = parse_line("master --agent-ping-timeout 0secs").unwrap_err();
+        assert!(
+            e.to_string().starts_with("bad --agent-ping-timeout: "),
+            "{e}"
+        );
+        let e = parse_line("master --max-agent-ping-timeouts 0").unwrap_err();
+        assert!(
+            e.to_string().starts_with("bad --max-agent-ping-timeouts: "),
+            "{e}"
+        );
+        let Command::Master(m) =
+            parse_line("master --ip 127.0.0.1 --advertise-ip 10.1.2.3").unwrap()
+        else {
+            panic!("not a master");
+        };
+        assert_eq!(m.advertise_ip, Some("10.1.2.3".parse().unwrap()));
     }
 
     #[test]

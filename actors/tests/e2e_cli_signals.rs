@@ -208,16 +208,27 @@ fn a_task_no_agent_can_fit_is_reported_once_and_the_run_waits() {
     );
 }
 
-/// SIGTERM is Ctrl-C: the running task is killed, the summary printed, and no process of the
-/// in-process cluster outlives `meso execute`.
+/// SIGTERM is Ctrl-C: the running tasks are killed, nothing more is launched, the summary adds
+/// up to the instances (those never launched count as killed), and no process of the in-process
+/// cluster outlives `meso execute`.
 #[test]
 fn sigterm_kills_the_tasks_and_prints_the_summary() {
     let mut children = Children::default();
     let seconds = format!("30.{}", std::process::id());
     let sleep = format!("sleep {seconds}");
-    let mut child = command(&["execute", "--local", "1", "--command", &sleep])
-        .spawn()
-        .expect("spawn meso");
+    // One cpu a task: the machine's cpus run at once, the others wait for an offer.
+    let args = [
+        "execute",
+        "--local",
+        "1",
+        "--instances",
+        "50",
+        "--cpus",
+        "1",
+        "--command",
+        &sleep,
+    ];
+    let mut child = command(&args).spawn().expect("spawn meso");
     let out = lines(child.stdout.take().expect("piped"));
     let pid = child.id() as i32;
     children.0.push(child);
@@ -235,7 +246,7 @@ fn sigterm_kills_the_tasks_and_prints_the_summary() {
     let (rest, _) = read_until(&out, Duration::from_secs(2), |l| l.starts_with("finished"));
     assert!(
         rest.iter()
-            .any(|l| l == "finished 0 failed 0 killed 1 lost 0 error 0"),
+            .any(|l| l == "finished 0 failed 0 killed 50 lost 0 error 0"),
         "{rest:?}"
     );
     let deadline = Instant::now() + Duration::from_secs(10);

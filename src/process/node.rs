@@ -172,10 +172,12 @@ impl Node {
                 addr: config.listen,
                 source,
             })?;
-        let ip = match (bound.ip().is_unspecified(), config.advertise_ip) {
-            (true, Some(ip)) => ip,
-            (true, None) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            (false, _) => bound.ip(),
+        // What peers are told: the advertised IP when there is one (a node behind NAT or a
+        // container bridge listens on one address and is reached at another), else the bound one.
+        let ip = match (config.advertise_ip, bound.ip().is_unspecified()) {
+            (Some(ip), _) => ip,
+            (None, true) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            (None, false) => bound.ip(),
         };
         let addr = SocketAddr::new(ip, bound.port());
         let mut config = config;
@@ -474,6 +476,7 @@ impl Node {
 
 impl Inner {
     /// Delivers one received frame body to its local actor, or drops it with the reason counted.
+    /// Names off the wire are logged escaped: a peer cannot write lines into this node's log.
     pub(crate) fn dispatch(&self, peer: SocketAddr, routes: &mut RemoteRoutes, body: &[u8]) {
         let c = &self.counters;
         let env = match codec::decode_envelope(body) {
@@ -493,11 +496,18 @@ impl Inner {
             Ok(false) => routes.dropped(peer, &c.dropped_unknown_actor, || {
                 format!(
                     "{} from {}: actor `{}` has stopped",
-                    env.name, env.from, env.to
+                    env.name.escape_debug(),
+                    env.from.escape_debug(),
+                    env.to.escape_debug()
                 )
             }),
             Err(e) => routes.dropped(peer, &c.dropped_decode, || {
-                format!("{} from {} to {}: {e}", env.name, env.from, env.to)
+                format!(
+                    "{} from {} to {}: {e}",
+                    env.name.escape_debug(),
+                    env.from.escape_debug(),
+                    env.to.escape_debug()
+                )
             }),
         }
     }
@@ -510,19 +520,33 @@ impl Inner {
     ) -> Result<(Upid, Deliver), (&AtomicU64, String)> {
         let c = &self.counters;
         let Some(entry) = self.actors.get(env.to) else {
-            let why = format!("{} from {}: no actor `{}` here", env.name, env.from, env.to);
+            let why = format!(
+                "{} from {}: no actor `{}` here",
+                env.name.escape_debug(),
+                env.from.escape_debug(),
+                env.to.escape_debug()
+            );
             return Err((&c.dropped_unknown_actor, why));
         };
         let Some(deliver) = entry.remote.get(env.name) else {
             let why = format!(
                 "`{}` from {}: `{}` does not handle it",
-                env.name, env.from, env.to
+                env.name.escape_debug(),
+                env.from.escape_debug(),
+                env.to.escape_debug()
             );
             return Err((&c.dropped_unknown_message, why));
         };
         match Upid::new(env.from, peer) {
             Ok(from) => Ok((from, deliver.clone())),
-            Err(e) => Err((&c.dropped_decode, format!("{}: {e}", env.name))),
+            Err(e) => Err((
+                &c.dropped_decode,
+                format!(
+                    "{}: {}",
+                    env.name.escape_debug(),
+                    e.to_string().escape_debug()
+                ),
+            )),
         }
     }
 

@@ -203,6 +203,19 @@ impl Tracker {
         false
     }
 
+    /// The run is interrupted: nothing more is launched, and the tasks not launched yet count as
+    /// killed (they were, before they started), so the summary still adds up to the instances.
+    /// Returns how many those are.
+    pub fn interrupt(&mut self) -> usize {
+        let never = std::mem::take(&mut self.to_launch);
+        for &index in &never {
+            let id = self.task_id(index);
+            self.states.insert(id, (TaskState::Killed, None));
+            self.summary.count(TaskState::Killed);
+        }
+        never.len()
+    }
+
     /// Every task reached a terminal state.
     pub fn done(&self) -> bool {
         self.summary.ended() >= self.instances
@@ -441,6 +454,30 @@ mod tests {
             t.summary.to_string(),
             "finished 1 failed 1 killed 0 lost 1 error 0"
         );
+    }
+
+    /// An interrupt launches nothing more: what was not launched counts as killed, what was
+    /// launched stays outstanding until its end arrives, and the summary adds up.
+    #[test]
+    fn an_interrupt_kills_what_was_not_launched() {
+        let mut t = Tracker::new("job", 4);
+        let a = AgentId::new("a1");
+        t.launched(0, &a);
+        t.launched(1, &a);
+        assert_eq!(t.interrupt(), 2);
+        assert!(t.pending().is_empty());
+        assert_eq!(t.outstanding().len(), 2);
+        assert!(!t.done());
+        for i in 0..2 {
+            let id = t.task_id(i);
+            t.update(&TaskStatus::new(id, TaskState::Killed, 1));
+        }
+        assert!(t.done());
+        assert_eq!(
+            t.summary.to_string(),
+            "finished 0 failed 0 killed 4 lost 0 error 0"
+        );
+        assert_eq!(t.interrupt(), 0);
     }
 
     /// `--cpus 1000` on a small cluster: said once, after offers were declined for 3 s, naming

@@ -219,6 +219,9 @@ const LOCAL_SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 /// How long `meso execute` waits for kills to land after Ctrl-C.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
+/// How often `meso execute` sends the kills again while tasks have not ended after Ctrl-C.
+const KILL_RESEND: Duration = Duration::from_secs(2);
+
 async fn run_execute(args: ExecuteArgs) -> i32 {
     let per_task = Resources::new()
         .with(Resource::scalar("cpus", args.cpus))
@@ -289,14 +292,34 @@ async fn run_execute(args: ExecuteArgs) -> i32 {
     let outcome = tokio::select! {
         outcome = done_rx.recv() => outcome,
         _ = shutdown_signal() => {
-            let outstanding = tracker.lock().outstanding();
-            eprintln!("meso: interrupted; killing {} tasks", outstanding.len());
-            for (task, agent) in outstanding {
-                driver.kill(task, agent);
-            }
+            let (never, outstanding) = {
+                let mut t = tracker.lock();
+                (t.interrupt(), t.outstanding())
+            };
+            eprintln!(
+                "meso: interrupted; killing {} tasks ({never} never launched)",
+                outstanding.len()
+            );
+            // Kills are resent until every task has ended (a kill can be lost with its
+            // connection), for `KILL_WAIT` at most; nothing outstanding means nothing to wait for.
+            let kill_all = async {
+                loop {
+                    let outstanding = tracker.lock().outstanding();
+                    if outstanding.is_empty() {
+                        return;
+                    }
+                    for (task, agent) in outstanding {
+                        driver.kill(task, agent);
+                    }
+                    tokio::select! {
+                        _ = done_rx.recv() => return,
+                        _ = tokio::time::sleep(KILL_RESEND) => {}
+                    }
+                }
+            };
             let _ = tokio::time::timeout(KILL_WAIT, async {
                 tokio::select! {
-                    _ = done_rx.recv() => {},
+                    _ = kill_all => {},
                     _ = shutdown_signal() => {},
                 }
             })
