@@ -615,3 +615,37 @@ async fn an_advertised_ip_wins_over_the_bound_one() {
     assert_eq!(node.addr().ip().to_string(), "127.0.0.2");
     assert_eq!(node.upid("x").unwrap().addr(), node.addr());
 }
+
+/// Frames to a node nobody answers wait while the layer redials (with backoff, on the runtime's
+/// clock: paused here, so the waits pass in no real time), then are dropped and counted once the
+/// attempts run out; the sender never blocks or fails.
+#[actix_rt::test]
+async fn frames_to_an_unreachable_node_are_dropped_and_counted_after_the_retries() {
+    let a = Node::start(NodeConfig {
+        max_reconnect_attempts: 3,
+        ..NodeConfig::default()
+    })
+    .await
+    .unwrap();
+    let ghost: Upid = format!("ghost@{}", unused_addr()).parse().unwrap();
+    tokio::time::pause();
+    let started = tokio::time::Instant::now();
+    let pa = Probe::start(&a, "pa");
+    for seq in 0..5 {
+        pa.ping(&ghost, seq);
+    }
+    for _ in 0..1_000 {
+        if a.stats().dropped_unreachable == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let s = a.stats();
+    assert_eq!(s.dropped_unreachable, 5, "{s:?}");
+    // Two waits between three attempts: at least 10 + 20 ms of the runtime's clock.
+    assert!(
+        started.elapsed() >= Duration::from_millis(30),
+        "{:?}",
+        started.elapsed()
+    );
+}

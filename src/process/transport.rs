@@ -158,12 +158,23 @@ fn spawn_dial(inner: &Arc<Inner>, peer: Arc<Peer>) {
 
 fn backoff(inner: &Inner, attempt: u32) -> Duration {
     let c = &inner.config;
-    let base = c
-        .backoff_min_ms
+    backoff_with(
+        c.backoff_min_ms,
+        c.backoff_max_ms,
+        attempt,
+        &mut rand::thread_rng(),
+    )
+}
+
+/// The wait before dial `attempt + 1`: `min_ms` doubled per failed attempt, capped at `max_ms`,
+/// then spread by half of itself either way (jitter: peers that lost a node together do not
+/// all dial it back in the same instant).
+fn backoff_with(min_ms: u64, max_ms: u64, attempt: u32, rng: &mut impl Rng) -> Duration {
+    let base = min_ms
         .saturating_mul(1u64 << attempt.min(20))
-        .min(c.backoff_max_ms)
+        .min(max_ms)
         .max(1);
-    let jittered = rand::thread_rng().gen_range(base / 2..=base + base / 2);
+    let jittered = rng.gen_range(base / 2..=base + base / 2);
     Duration::from_millis(jittered.max(1))
 }
 
@@ -492,4 +503,38 @@ pub(crate) fn close_peer(inner: &Arc<Inner>, addr: SocketAddr) {
     }
     p.wake.notify_waiters();
     inner.fire_links(addr);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_with;
+    use rand::SeedableRng;
+    use std::time::Duration;
+
+    /// Doubling from the minimum, capped, each wait within half of its base either way; and
+    /// jittered: the waits of one attempt are not all the same.
+    #[test]
+    fn backoff_doubles_to_a_cap_with_jitter() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        for attempt in 0..40 {
+            let base = (20u64 << attempt.min(20)).min(2_000);
+            let waits: Vec<Duration> = (0..50)
+                .map(|_| backoff_with(20, 2_000, attempt, &mut rng))
+                .collect();
+            for w in &waits {
+                let ms = w.as_millis() as u64;
+                assert!(
+                    ms >= base / 2 && ms <= base + base / 2,
+                    "attempt {attempt}: {ms}"
+                );
+            }
+            assert!(
+                waits.iter().any(|w| *w != waits[0]),
+                "attempt {attempt}: no jitter"
+            );
+        }
+        // The cap holds for any attempt, however large.
+        let far = backoff_with(20, 2_000, u32::MAX, &mut rng);
+        assert!(far <= Duration::from_millis(3_000));
+    }
 }
