@@ -3,181 +3,20 @@
 //! `meso local` runs another process's tasks (`meso execute`) and, on Ctrl-C, exits leaving no
 //! executor or task of its work dir behind.
 
-use actix::{Actor, Context, Handler};
-use meso::process::{Incoming, Node, NodeConfig, Upid};
 use meso::protocol::*;
 use meso::resources::Resources;
-use meso_actors::scheduler::{start_scheduler, SchedulerDriver, SchedulerEvent};
+use meso_actors::scheduler::SchedulerEvent;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 mod support;
+use support::framework::{
+    assert_agents_update, framework, master_upid, spawn_agent_on, spawn_master, wait_agent_free,
+    wait_id_checkpointed,
+};
 use support::{free_port, poll, sleepers, wait_file_every, Children, MESO};
-
-fn master_upid(port: u16) -> Upid {
-    Upid::new("master", format!("127.0.0.1:{port}").parse().unwrap()).unwrap()
-}
-
-/// An agent on a given port: restarted on the same port and work dir, it is the same agent.
-fn spawn_agent_on(children: &mut Children, master: u16, port: u16, work_dir: &Path) -> usize {
-    let master = format!("127.0.0.1:{master}");
-    let port = port.to_string();
-    children.spawn([
-        "agent",
-        "--master",
-        &master,
-        "--port",
-        &port,
-        "--work-dir",
-        work_dir.to_str().unwrap(),
-        "--resources",
-        "cpus:1;mem:256",
-    ])
-}
-
-struct Forward(UnboundedSender<SchedulerEvent>);
-
-impl Actor for Forward {
-    type Context = Context<Self>;
-}
-
-impl Handler<SchedulerEvent> for Forward {
-    type Result = ();
-    fn handle(&mut self, event: SchedulerEvent, _: &mut Context<Self>) {
-        let _ = self.0.send(event);
-    }
-}
-
-/// Forwards the master's answers to `InspectMaster` to the test.
-struct Inspector(UnboundedSender<MasterInspection>);
-
-impl Actor for Inspector {
-    type Context = Context<Self>;
-}
-
-impl Handler<Incoming<MasterInspection>> for Inspector {
-    type Result = ();
-    fn handle(&mut self, m: Incoming<MasterInspection>, _: &mut Context<Self>) {
-        let _ = self.0.send(m.msg);
-    }
-}
-
-/// Reads the master's books (from a node of its own, no framework's) until `done` holds of them;
-/// returns them, or panics with the last ones when that does not happen within `limit`.
-async fn wait_books(
-    master: &Upid,
-    limit: Duration,
-    what: &str,
-    done: impl Fn(&MasterInspection) -> bool,
-) -> MasterInspection {
-    let node = Node::start(NodeConfig::default()).await.unwrap();
-    let (tx, mut rx) = unbounded_channel();
-    let (me, _) = node
-        .actor::<Inspector>("inspector")
-        .handle::<MasterInspection>()
-        .start(Inspector(tx))
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + limit;
-    let mut last = None;
-    while tokio::time::Instant::now() < deadline {
-        node.send_from(&me, master, InspectMaster::all());
-        if let Ok(Some(books)) = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
-            if done(&books) {
-                node.shutdown();
-                return books;
-            }
-            last = Some(books);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    node.shutdown();
-    panic!("no {what} within {limit:?}; the master's last books: {last:?}");
-}
-
-struct Framework {
-    driver: SchedulerDriver,
-    rx: UnboundedReceiver<SchedulerEvent>,
-    node: Node,
-    /// Every status update received, of any task, in order.
-    statuses: Vec<TaskStatus>,
-}
-
-async fn framework(master: &Upid, info: FrameworkInfo) -> Framework {
-    let node = Node::start(NodeConfig::default()).await.unwrap();
-    let (tx, rx) = unbounded_channel();
-    let events = Forward(tx).start().recipient();
-    let driver = start_scheduler(&node, master.clone(), info, events).unwrap();
-    Framework {
-        driver,
-        rx,
-        node,
-        statuses: Vec::new(),
-    }
-}
-
-impl Framework {
-    /// The next event that `pick` maps to something, within `limit`. Every status update on the
-    /// way is kept in `statuses`.
-    async fn wait<T>(
-        &mut self,
-        limit: Duration,
-        what: &str,
-        mut pick: impl FnMut(&SchedulerEvent) -> Option<T>,
-    ) -> T {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                Ok(Some(event)) => {
-                    if let SchedulerEvent::StatusUpdate(s) = &event {
-                        self.statuses.push(s.clone());
-                    }
-                    if let Some(t) = pick(&event) {
-                        return t;
-                    }
-                }
-                _ => panic!(
-                    "no {what} within {limit:?}; statuses so far: {:?}",
-                    self.statuses
-                ),
-            }
-        }
-    }
-
-    /// Every event that arrives within `quiet` (status updates kept in `statuses` too).
-    async fn drain(&mut self, quiet: Duration) -> Vec<SchedulerEvent> {
-        let deadline = tokio::time::Instant::now() + quiet;
-        let mut events = Vec::new();
-        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
-            if let SchedulerEvent::StatusUpdate(s) = &event {
-                self.statuses.push(s.clone());
-            }
-            events.push(event);
-        }
-        events
-    }
-
-    /// Waits for a status of `task` in `state`, failing on any terminal state that is not it.
-    async fn state(&mut self, task: &str, state: TaskState, limit: Duration) -> TaskStatus {
-        let task = TaskId::new(task);
-        self.wait(limit, &format!("{state} of {task}"), |e| match e {
-            SchedulerEvent::StatusUpdate(s) if s.task_id == task => {
-                assert!(
-                    s.state == state || !s.state.is_terminal(),
-                    "task {task} ended {} ({:?}: {:?})",
-                    s.state,
-                    s.reason,
-                    s.message
-                );
-                (s.state == state).then(|| s.clone())
-            }
-            _ => None,
-        })
-        .await
-    }
-}
 
 /// Whether process `pid` exists and is not a zombie.
 fn alive(pid: i32) -> bool {
@@ -203,16 +42,9 @@ async fn an_agent_killed_under_a_running_task_and_restarted_keeps_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut children = Children::default();
     let port = free_port();
-    let master_dir = dir.path().join("master");
-    children.spawn([
-        "master",
-        "--port",
-        &port.to_string(),
-        "--work-dir",
-        master_dir.to_str().unwrap(),
-    ]);
+    spawn_master(&mut children, port, &dir.path().join("master"), &[]);
     let (a_port, a_dir) = (free_port(), dir.path().join("agent"));
-    let a = spawn_agent_on(&mut children, port, a_port, &a_dir);
+    let a = spawn_agent_on(&mut children, port, a_port, &a_dir, "cpus:1;mem:256");
     let master = master_upid(port);
 
     let mut info = FrameworkInfo::new("keeper", "test");
@@ -220,12 +52,7 @@ async fn an_agent_killed_under_a_running_task_and_restarted_keeps_it() {
     // Only a checkpointing framework's executors outlive their agent.
     info.checkpoint = true;
     let mut f = framework(&master, info).await;
-    let offers = f
-        .wait(Duration::from_secs(20), "an offer", |e| match e {
-            SchedulerEvent::ResourceOffers(o) => Some(o.clone()),
-            _ => None,
-        })
-        .await;
+    let offers = f.offers(Duration::from_secs(20), "an offer").await;
     let offer = offers[0].clone();
     let agent = offer.agent_id.clone();
     let mut seen_offers: Vec<OfferId> = offers.iter().map(|o| o.id.clone()).collect();
@@ -260,16 +87,8 @@ async fn an_agent_killed_under_a_running_task_and_restarted_keeps_it() {
         .unwrap();
     assert!(alive(pid), "the task's process {pid} runs");
 
-    // An agent killed before it has checkpointed its id comes back as a new agent (as in
-    // Mesos): kill it only once its id is on disk, so that it returns as the same agent.
-    let latest = a_dir.join("meta").join("agents").join("latest");
-    poll(400, Duration::from_millis(50), || {
-        std::fs::read_to_string(&latest)
-            .ok()
-            .filter(|s| s == agent.as_str())
-    })
-    .await
-    .expect("the agent checkpoints its id");
+    // Killed only once its id is on disk, the agent returns as the same agent.
+    wait_id_checkpointed(&a_dir, &agent, 400, Duration::from_millis(50)).await;
     children.kill(a);
     // The executor, and so the task, outlive the agent.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -281,7 +100,7 @@ async fn an_agent_killed_under_a_running_task_and_restarted_keeps_it() {
         }
     }
 
-    spawn_agent_on(&mut children, port, a_port, &a_dir);
+    spawn_agent_on(&mut children, port, a_port, &a_dir, "cpus:1;mem:256");
     let back = f
         .wait(
             Duration::from_secs(30),
@@ -310,22 +129,13 @@ async fn an_agent_killed_under_a_running_task_and_restarted_keeps_it() {
     let finished = f
         .state("t1", TaskState::Finished, Duration::from_secs(30))
         .await;
-    assert!(
-        finished.uuid.is_some() && finished.reason != Some(TaskStatusReason::Reconciliation),
-        "the agent's update, not a reconciliation answer: {finished:?}"
-    );
-    assert_eq!(finished.agent_id.as_ref(), Some(&agent), "{finished:?}");
+    assert_agents_update(&finished, &agent);
 
-    let books = wait_books(
+    let books = wait_agent_free(
         &master,
+        &agent,
         Duration::from_secs(20),
         "the agent's resources back at the master",
-        |books| {
-            books
-                .agents
-                .iter()
-                .any(|a| a.agent_id == agent && a.used.is_empty())
-        },
     )
     .await;
     assert!(books.problems.is_empty(), "{:?}", books.problems);

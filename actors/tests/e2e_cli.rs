@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const MESO: &str = env!("CARGO_BIN_EXE_meso");
-
 mod support;
-use support::{free_port, sleepers, Children};
+use support::framework::spawn_agent_with;
+use support::{free_port, sleepers, Children, MESO};
 
 struct Output {
     code: Option<i32>,
@@ -123,25 +122,18 @@ fn execute_on_a_local_cluster_runs_every_task() {
 fn execute_across_processes_runs_fifty_tasks_in_their_sandboxes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut children = Children::default();
-    let master_port = free_port().to_string();
+    let master_port = free_port();
     let master = format!("127.0.0.1:{master_port}");
-    children.spawn(["master", "--port", &master_port]);
+    children.spawn(["master", "--port", &master_port.to_string()]);
     for i in 1..=2 {
-        let work_dir = dir.path().join(format!("a{i}"));
-        let port = free_port().to_string();
-        children.spawn([
-            "agent",
-            "--master",
-            &master,
-            "--port",
-            &port,
-            "--work-dir",
-            work_dir.to_str().expect("utf-8 path"),
-            "--resources",
+        spawn_agent_with(
+            &mut children,
+            master_port,
+            free_port(),
+            &dir.path().join(format!("a{i}")),
             "cpus:2;mem:4096;disk:1000;ports:[31000-31100]",
-            "--name",
-            &format!("agent-{i}"),
-        ]);
+            &["--name", &format!("agent-{i}")],
+        );
     }
     let out = meso(
         &[

@@ -3,247 +3,22 @@
 //! failing over (getting the updates it missed) or not in time (its tasks killed), an agent that
 //! goes silent and comes back, an agent killed while its offer is out.
 
-use actix::{Actor, Context, Handler};
-use meso::process::{Incoming, Node, NodeConfig, Upid};
 use meso::protocol::*;
 use meso::resources::Resources;
-use meso_actors::scheduler::{start_scheduler, SchedulerDriver, SchedulerEvent};
+use meso_actors::scheduler::SchedulerEvent;
 use std::path::Path;
 use std::time::Duration;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 mod support;
+use support::framework::{
+    assert_agents_update, cluster, framework, master_upid, spawn_agent, spawn_agent_on,
+    spawn_master, wait_agent_free, wait_id_checkpointed,
+};
 use support::{free_port, poll, sleepers, Children};
-
-fn master_upid(port: u16) -> Upid {
-    Upid::new("master", format!("127.0.0.1:{port}").parse().unwrap()).unwrap()
-}
-
-fn spawn_master(children: &mut Children, port: u16, work_dir: &Path, extra: &[&str]) -> usize {
-    let port = port.to_string();
-    let mut args = vec![
-        "master",
-        "--port",
-        &port,
-        "--work-dir",
-        work_dir.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    children.spawn(&args)
-}
-
-fn spawn_agent(children: &mut Children, master: u16, work_dir: &Path, resources: &str) -> usize {
-    spawn_agent_on(children, master, free_port(), work_dir, resources)
-}
-
-/// An agent on a given port: restarted on the same port and work dir, it is the same agent.
-fn spawn_agent_on(
-    children: &mut Children,
-    master: u16,
-    port: u16,
-    work_dir: &Path,
-    resources: &str,
-) -> usize {
-    let master = format!("127.0.0.1:{master}");
-    let port = port.to_string();
-    children.spawn([
-        "agent",
-        "--master",
-        &master,
-        "--port",
-        &port,
-        "--work-dir",
-        work_dir.to_str().unwrap(),
-        "--resources",
-        resources,
-    ])
-}
-
-struct Forward(UnboundedSender<SchedulerEvent>);
-
-impl Actor for Forward {
-    type Context = Context<Self>;
-}
-
-impl Handler<SchedulerEvent> for Forward {
-    type Result = ();
-    fn handle(&mut self, event: SchedulerEvent, _: &mut Context<Self>) {
-        let _ = self.0.send(event);
-    }
-}
-
-/// Forwards the master's answers to `InspectMaster` to the test.
-struct Inspector(UnboundedSender<MasterInspection>);
-
-impl Actor for Inspector {
-    type Context = Context<Self>;
-}
-
-impl Handler<Incoming<MasterInspection>> for Inspector {
-    type Result = ();
-    fn handle(&mut self, m: Incoming<MasterInspection>, _: &mut Context<Self>) {
-        let _ = self.0.send(m.msg);
-    }
-}
-
-/// Reads the master's books (from a node of its own, no framework's) until `done` holds of the
-/// account of `agent`; panics when it does not within `limit`.
-async fn wait_books(
-    master: &Upid,
-    agent: &AgentId,
-    limit: Duration,
-    what: &str,
-    done: impl Fn(&AgentAccount) -> bool,
-) {
-    let node = Node::start(NodeConfig::default()).await.unwrap();
-    let (tx, mut rx) = unbounded_channel();
-    let (me, _) = node
-        .actor::<Inspector>("inspector")
-        .handle::<MasterInspection>()
-        .start(Inspector(tx))
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + limit;
-    let mut last = None;
-    while tokio::time::Instant::now() < deadline {
-        node.send_from(&me, master, InspectMaster::all());
-        if let Ok(Some(books)) = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
-            last = books.agents.into_iter().find(|a| &a.agent_id == agent);
-            if last.as_ref().is_some_and(&done) {
-                node.shutdown();
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    node.shutdown();
-    panic!("no {what} within {limit:?}; the master's last account of {agent}: {last:?}");
-}
 
 /// A shell command that runs until `release` exists: a task that ends when the test says so.
 fn until_exists(release: &Path) -> String {
     format!("while [ ! -e '{}' ]; do sleep 0.1; done", release.display())
-}
-
-struct Framework {
-    driver: SchedulerDriver,
-    rx: UnboundedReceiver<SchedulerEvent>,
-    node: Node,
-}
-
-async fn framework(master: &Upid, info: FrameworkInfo) -> Framework {
-    let node = Node::start(NodeConfig::default()).await.unwrap();
-    let (tx, rx) = unbounded_channel();
-    let events = Forward(tx).start().recipient();
-    let driver = start_scheduler(&node, master.clone(), info, events).unwrap();
-    Framework { driver, rx, node }
-}
-
-impl Framework {
-    /// The next event that `pick` maps to something, within `limit`.
-    async fn wait<T>(
-        &mut self,
-        limit: Duration,
-        what: &str,
-        mut pick: impl FnMut(&SchedulerEvent) -> Option<T>,
-    ) -> T {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                Ok(Some(event)) => {
-                    if let Some(t) = pick(&event) {
-                        return t;
-                    }
-                }
-                _ => panic!("no {what} within {limit:?}"),
-            }
-        }
-    }
-
-    /// Launches `command` as task `id` on the first offer, declining the others.
-    async fn launch(&mut self, id: &str, resources: &str, command: &str) -> AgentId {
-        let offers = self
-            .wait(Duration::from_secs(10), "offers", |e| match e {
-                SchedulerEvent::ResourceOffers(o) => Some(o.clone()),
-                _ => None,
-            })
-            .await;
-        let offer = &offers[0];
-        let task = TaskInfo::command(
-            TaskId::new(id),
-            offer.agent_id.clone(),
-            Resources::parse(resources).unwrap(),
-            CommandInfo::shell(command),
-        );
-        self.driver.launch(
-            std::slice::from_ref(&offer.id),
-            vec![task],
-            Filters::default(),
-        );
-        for other in &offers[1..] {
-            self.driver.decline(other.id.clone(), Filters::default());
-        }
-        offer.agent_id.clone()
-    }
-
-    /// Waits for a status of `task` in `state`, failing on any terminal state that is not it.
-    async fn state(&mut self, task: &str, state: TaskState, limit: Duration) -> TaskStatus {
-        let task = TaskId::new(task);
-        self.wait(limit, &format!("{state} of {task}"), |e| match e {
-            SchedulerEvent::StatusUpdate(s) if s.task_id == task => {
-                assert!(
-                    s.state == state || !s.state.is_terminal(),
-                    "task {task} ended {} ({:?}: {:?})",
-                    s.state,
-                    s.reason,
-                    s.message
-                );
-                (s.state == state).then(|| s.clone())
-            }
-            _ => None,
-        })
-        .await
-    }
-
-    /// Waits for the master to take the framework back under `id`; panics on an error.
-    async fn reregistered(&mut self, id: &FrameworkId, limit: Duration) {
-        self.wait(limit, "reregistration", |e| match e {
-            SchedulerEvent::Reregistered { framework_id, .. } => {
-                assert_eq!(framework_id, id);
-                Some(())
-            }
-            SchedulerEvent::Error(e) => panic!("refused: {e}"),
-            _ => None,
-        })
-        .await
-    }
-
-    /// Asks for the task's state until the master answers, and returns that answer.
-    async fn reconcile(&mut self, task: &str, agent: &AgentId) -> TaskStatus {
-        let named = vec![(TaskId::new(task), Some(agent.clone()))];
-        self.reconcile_until(task, named).await
-    }
-
-    /// Reconciles `statuses` (none: every task of the framework, implicitly) again and again
-    /// until the master answers about `task`, and returns that answer.
-    async fn reconcile_until(
-        &mut self,
-        task: &str,
-        statuses: Vec<(TaskId, Option<AgentId>)>,
-    ) -> TaskStatus {
-        let task = TaskId::new(task);
-        for _ in 0..60 {
-            self.driver.reconcile(statuses.clone());
-            let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
-            while let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                if let SchedulerEvent::StatusUpdate(s) = event {
-                    if s.task_id == task && s.reason == Some(TaskStatusReason::Reconciliation) {
-                        return s;
-                    }
-                }
-            }
-        }
-        panic!("no reconciliation answer for {task}");
-    }
 }
 
 fn info(name: &str, failover_s: f64) -> FrameworkInfo {
@@ -304,25 +79,14 @@ async fn a_master_killed_and_restarted_keeps_the_running_task() {
 async fn a_new_scheduler_takes_over_within_the_failover_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let mut children = Children::default();
-    let port = free_port();
-    spawn_master(&mut children, port, &dir.path().join("master"), &[]);
-    spawn_agent(
-        &mut children,
-        port,
-        &dir.path().join("agent"),
-        "cpus:1;mem:256",
-    );
-    let master = master_upid(port);
+    let master = cluster(&mut children, dir.path(), "cpus:1;mem:256");
     let mut first = framework(&master, info("failover", 30.0)).await;
     first.launch("t1", "cpus:0.5;mem:32", "sleep 2").await;
     first
         .state("t1", TaskState::Running, Duration::from_secs(10))
         .await;
     let id = first.driver.framework_id().unwrap();
-    // The scheduler dies: its driver stops without unregistering and its node goes away.
-    first.driver.abort();
-    first.node.shutdown();
-    drop(first);
+    first.die();
 
     let mut again = info("failover", 30.0);
     again.id = Some(id.clone());
@@ -342,15 +106,7 @@ async fn a_new_scheduler_takes_over_within_the_failover_timeout() {
 async fn a_scheduler_that_fails_over_gets_the_updates_it_missed() {
     let dir = tempfile::tempdir().unwrap();
     let mut children = Children::default();
-    let port = free_port();
-    spawn_master(&mut children, port, &dir.path().join("master"), &[]);
-    spawn_agent(
-        &mut children,
-        port,
-        &dir.path().join("agent"),
-        "cpus:1;mem:256",
-    );
-    let master = master_upid(port);
+    let master = cluster(&mut children, dir.path(), "cpus:1;mem:256");
     let mut first = framework(&master, info("missed", 600.0)).await;
     // The task runs until the test lets it end: it cannot finish before its scheduler is gone.
     let release = dir.path().join("release");
@@ -361,19 +117,15 @@ async fn a_scheduler_that_fails_over_gets_the_updates_it_missed() {
         .state("t1", TaskState::Running, Duration::from_secs(10))
         .await;
     let id = first.driver.framework_id().unwrap();
-    // The scheduler dies: its driver stops without unregistering and its node goes away.
-    first.driver.abort();
-    first.node.shutdown();
-    drop(first);
+    first.die();
 
     std::fs::write(&release, "").unwrap();
     // The task ends with no scheduler there: the master has its end (the agent is free again).
-    wait_books(
+    wait_agent_free(
         &master,
         &agent,
         Duration::from_secs(20),
         "end of the task at the master",
-        |account| account.used.is_empty(),
     )
     .await;
 
@@ -385,11 +137,7 @@ async fn a_scheduler_that_fails_over_gets_the_updates_it_missed() {
     let finished = second
         .state("t1", TaskState::Finished, Duration::from_secs(45))
         .await;
-    assert!(
-        finished.uuid.is_some() && finished.reason != Some(TaskStatusReason::Reconciliation),
-        "the agent's update, not a reconciliation answer: {finished:?}"
-    );
-    assert_eq!(finished.agent_id.as_ref(), Some(&agent), "{finished:?}");
+    assert_agents_update(&finished, &agent);
 }
 
 /// Mesos's failover timeout: a framework whose scheduler dies and does not come back within its
@@ -399,15 +147,7 @@ async fn a_scheduler_that_fails_over_gets_the_updates_it_missed() {
 async fn a_framework_that_does_not_fail_over_in_time_is_removed() {
     let dir = tempfile::tempdir().unwrap();
     let mut children = Children::default();
-    let port = free_port();
-    spawn_master(&mut children, port, &dir.path().join("master"), &[]);
-    spawn_agent(
-        &mut children,
-        port,
-        &dir.path().join("agent"),
-        "cpus:1;mem:256",
-    );
-    let master = master_upid(port);
+    let master = cluster(&mut children, dir.path(), "cpus:1;mem:256");
     let mut first = framework(&master, info("late", 1.0)).await;
     // A duration of our own (this process's id in the fraction): the task's `sleep` is found in
     // /proc, and no other is taken for it.
@@ -423,19 +163,11 @@ async fn a_framework_that_does_not_fail_over_in_time_is_removed() {
     .await
     .unwrap_or_else(|| panic!("no `{command}` running"));
     let id = first.driver.framework_id().unwrap();
-    // The scheduler dies: its driver stops without unregistering and its node goes away.
-    first.driver.abort();
-    first.node.shutdown();
-    drop(first);
+    first.die();
 
     // Once it is removed its task is killed: the whole agent is offered to another framework.
     let mut other = framework(&master, info("other", 0.0)).await;
-    let offers = other
-        .wait(Duration::from_secs(15), "a full offer", |e| match e {
-            SchedulerEvent::ResourceOffers(o) => Some(o.clone()),
-            _ => None,
-        })
-        .await;
+    let offers = other.offers(Duration::from_secs(15), "a full offer").await;
     assert_eq!(
         offers[0].resources,
         Resources::parse("cpus:1;mem:256").unwrap()
@@ -570,14 +302,7 @@ async fn a_killed_agent_has_its_offer_rescinded_at_once_and_is_offered_once_when
     let mut held: Vec<Offer> = Vec::new();
     while held.len() < 2 {
         let offers = f
-            .wait(
-                Duration::from_secs(10),
-                "offers from both agents",
-                |e| match e {
-                    SchedulerEvent::ResourceOffers(o) => Some(o.clone()),
-                    _ => None,
-                },
-            )
+            .offers(Duration::from_secs(10), "offers from both agents")
             .await;
         held.extend(offers);
     }
@@ -587,15 +312,8 @@ async fn a_killed_agent_has_its_offer_rescinded_at_once_and_is_offered_once_when
     assert_eq!((&offer_a.resources, &offer_b.resources), (&small, &big));
     assert_ne!(offer_a.agent_id, offer_b.agent_id);
 
-    // An agent killed before it has checkpointed its id comes back as a new agent (as in
-    // Mesos): kill it only once its id is on disk, so that it returns as the same agent.
-    let latest = a_dir.join("meta").join("agents").join("latest");
-    let id = offer_a.agent_id.as_str().to_string();
-    poll(200, Duration::from_millis(25), || {
-        std::fs::read_to_string(&latest).ok().filter(|s| *s == id)
-    })
-    .await
-    .expect("agent A checkpoints its id");
+    // Killed only once its id is on disk, agent A returns as the same agent.
+    wait_id_checkpointed(&a_dir, &offer_a.agent_id, 200, Duration::from_millis(25)).await;
     children.kill(a);
     let rescinded = f
         .wait(Duration::from_secs(10), "the rescind", |e| match e {
@@ -669,8 +387,7 @@ async fn a_killed_agent_has_its_offer_rescinded_at_once_and_is_offered_once_when
             matches!(e, SchedulerEvent::Registered { .. }).then_some(())
         })
         .await;
-    f.driver.abort();
-    f.node.shutdown();
+    f.die();
     let offered = other
         .wait(
             Duration::from_secs(15),

@@ -2,19 +2,18 @@
 //! agent, real command executors running shell tasks, and a framework in the test. The tasks
 //! block on gate files, so the test decides when each one ends.
 
-use actix::{Actor, Context, Handler};
-use meso::process::{Node, NodeConfig, Upid};
+use meso::process::Upid;
 use meso::protocol::*;
 use meso::resources::{Resources, Scalar};
-use meso_actors::scheduler::{start_scheduler, SchedulerDriver, SchedulerEvent};
+use meso_actors::scheduler::SchedulerEvent;
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
 
 mod support;
-use support::{free_port, only_dir, Children};
+use support::framework::{cluster, framework, Framework};
+use support::{only_dir, Children};
 
 /// How long a task may take to reach RUNNING or to end on two loaded cores (executors are
 /// debug builds started one per task).
@@ -26,39 +25,6 @@ const OFFER_LIMIT: Duration = Duration::from_secs(20);
 const NO_FILTER: Filters = Filters {
     refuse_seconds: 0.0,
 };
-
-fn master_upid(port: u16) -> Upid {
-    Upid::new("master", format!("127.0.0.1:{port}").parse().unwrap()).unwrap()
-}
-
-/// A master and one agent of `resources` (work directory `<dir>/agent`), as separate `meso`
-/// processes; returns the master's address.
-fn cluster(children: &mut Children, dir: &Path, resources: &str) -> Upid {
-    let port = free_port();
-    let (master, agent_port) = (port.to_string(), free_port().to_string());
-    let master_dir = dir.join("master");
-    children.spawn([
-        "master",
-        "--port",
-        &master,
-        "--work-dir",
-        master_dir.to_str().unwrap(),
-    ]);
-    let agent_dir = dir.join("agent");
-    let master_addr = format!("127.0.0.1:{port}");
-    children.spawn([
-        "agent",
-        "--master",
-        &master_addr,
-        "--port",
-        &agent_port,
-        "--work-dir",
-        agent_dir.to_str().unwrap(),
-        "--resources",
-        resources,
-    ]);
-    master_upid(port)
-}
 
 fn r(text: &str) -> Resources {
     Resources::parse(text).unwrap()
@@ -103,48 +69,11 @@ impl Drop for Gates {
     }
 }
 
-struct Forward(UnboundedSender<SchedulerEvent>);
-
-impl Actor for Forward {
-    type Context = Context<Self>;
-}
-
-impl Handler<SchedulerEvent> for Forward {
-    type Result = ();
-    fn handle(&mut self, event: SchedulerEvent, _: &mut Context<Self>) {
-        let _ = self.0.send(event);
-    }
-}
-
-struct Framework {
-    driver: SchedulerDriver,
-    rx: UnboundedReceiver<SchedulerEvent>,
-    id: FrameworkId,
-    _node: Node,
-}
-
-/// A framework registered with `master`.
-async fn framework(master: &Upid, name: &str) -> Framework {
-    let node = Node::start(NodeConfig::default()).await.unwrap();
-    let (tx, mut rx) = unbounded_channel();
-    let events = Forward(tx).start().recipient();
-    let info = FrameworkInfo::new(name, "test");
-    let driver = start_scheduler(&node, master.clone(), info, events).unwrap();
-    let deadline = Instant::now() + OFFER_LIMIT;
-    let id = loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(SchedulerEvent::Registered { framework_id, .. })) => break framework_id,
-            Ok(Some(SchedulerEvent::Error(e))) => panic!("registration refused: {e}"),
-            Ok(Some(_)) => {}
-            _ => panic!("framework {name} not registered within {OFFER_LIMIT:?}"),
-        }
-    };
-    Framework {
-        driver,
-        rx,
-        id,
-        _node: node,
-    }
+/// A framework registered with `master`, and the id it was given.
+async fn registered(master: &Upid, name: &str) -> (Framework, FrameworkId) {
+    let mut f = framework(master, FrameworkInfo::new(name, "test")).await;
+    let id = f.registered(OFFER_LIMIT).await;
+    (f, id)
 }
 
 /// A command task of `resources` on the offer's agent.
@@ -157,22 +86,23 @@ fn task(id: &str, offer: &Offer, resources: &str, command: &str) -> TaskInfo {
     )
 }
 
-impl Framework {
-    /// The next event, before `deadline`.
-    async fn next(&mut self, deadline: Instant, what: &str) -> SchedulerEvent {
-        match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-            Ok(Some(event)) => event,
-            Ok(None) => panic!("the driver went away while waiting for {what}"),
-            Err(_) => panic!("no {what} in time"),
-        }
-    }
+/// Panics if `status` is terminal: no task may end yet.
+fn assert_not_ended(status: &TaskStatus) {
+    assert!(
+        !status.state.is_terminal(),
+        "task {} ended {}",
+        status.task_id,
+        status.state
+    )
+}
 
+impl Framework {
     fn decline(&self, offer: &Offer) {
         self.driver.decline(offer.id.clone(), NO_FILTER);
     }
 
     /// Launches `tasks` on `offer`; what they leave of it comes back unfiltered.
-    fn launch(&self, offer: &Offer, tasks: Vec<TaskInfo>) {
+    fn launch_on(&self, offer: &Offer, tasks: Vec<TaskInfo>) {
         self.driver
             .launch(std::slice::from_ref(&offer.id), tasks, NO_FILTER);
     }
@@ -251,7 +181,7 @@ async fn ten_tasks_of_a_tenth_fill_one_cpu_and_three_ending_give_back_exactly_th
     let mut children = Children::default();
     let master = cluster(&mut children, dir.path(), "cpus:1;mem:1024");
     let gates = Gates::new(dir.path());
-    let mut f = framework(&master, "tenths").await;
+    let (mut f, _) = registered(&master, "tenths").await;
     let each = r("cpus:0.1;mem:32");
     let ids: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
 
@@ -285,7 +215,7 @@ async fn ten_tasks_of_a_tenth_fill_one_cpu_and_three_ending_give_back_exactly_th
                     if tasks.is_empty() {
                         f.decline(offer);
                     } else {
-                        f.launch(offer, tasks);
+                        f.launch_on(offer, tasks);
                     }
                 }
             }
@@ -310,7 +240,7 @@ async fn ten_tasks_of_a_tenth_fill_one_cpu_and_three_ending_give_back_exactly_th
     // The eleventh waits: for a while, offers keep coming back, and none holds cpus.
     let quiet = Instant::now() + Duration::from_secs(3);
     let mut memory_offers = 0;
-    while let Ok(Some(event)) = tokio::time::timeout_at(quiet, f.rx.recv()).await {
+    while let Some(event) = f.next_before(quiet).await {
         match event {
             SchedulerEvent::ResourceOffers(offers) => {
                 for offer in &offers {
@@ -324,14 +254,7 @@ async fn ten_tasks_of_a_tenth_fill_one_cpu_and_three_ending_give_back_exactly_th
                     f.decline(offer);
                 }
             }
-            SchedulerEvent::StatusUpdate(s) => {
-                assert!(
-                    !s.state.is_terminal(),
-                    "task {} ended {}",
-                    s.task_id,
-                    s.state
-                )
-            }
+            SchedulerEvent::StatusUpdate(s) => assert_not_ended(&s),
             _ => {}
         }
     }
@@ -359,14 +282,7 @@ async fn ten_tasks_of_a_tenth_fill_one_cpu_and_three_ending_give_back_exactly_th
                 assert_eq!((s.task_id.as_str(), s.state), ("t0", TaskState::Running));
                 break;
             }
-            SchedulerEvent::StatusUpdate(s) => {
-                assert!(
-                    !s.state.is_terminal(),
-                    "task {} ended {}",
-                    s.task_id,
-                    s.state
-                )
-            }
+            SchedulerEvent::StatusUpdate(s) => assert_not_ended(&s),
             _ => {}
         }
     }
@@ -393,7 +309,7 @@ async fn ten_tasks_of_a_tenth_fill_one_cpu_and_three_ending_give_back_exactly_th
     );
 
     // The eleventh task goes into it.
-    f.launch(
+    f.launch_on(
         &offer,
         vec![task(
             "t10",
@@ -424,11 +340,11 @@ async fn an_agent_of_4_1_cpus_running_1_1_still_takes_a_task_of_3() {
     let mut children = Children::default();
     let master = cluster(&mut children, dir.path(), "cpus:4.1;mem:1024");
     let gates = Gates::new(dir.path());
-    let mut f = framework(&master, "odd-cpus").await;
+    let (mut f, _) = registered(&master, "odd-cpus").await;
 
     let first = f.next_offer("the agent's offer").await;
     assert_eq!(first.resources, r("cpus:4.1;mem:1024"));
-    f.launch(
+    f.launch_on(
         &first,
         vec![task(
             "small",
@@ -439,7 +355,7 @@ async fn an_agent_of_4_1_cpus_running_1_1_still_takes_a_task_of_3() {
     );
     let next = f.next_offer("what the small task leaves").await;
     assert_eq!(next.resources.cpus(), cpus(3000), "{next:?}");
-    f.launch(
+    f.launch_on(
         &next,
         vec![task("big", &next, "cpus:3;mem:32", &gates.command("big"))],
     );
@@ -463,13 +379,13 @@ async fn a_task_runs_in_its_sandbox_with_its_ids_in_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let mut children = Children::default();
     let master = cluster(&mut children, dir.path(), "cpus:1;mem:256");
-    let mut f = framework(&master, "environment").await;
+    let (mut f, id) = registered(&master, "environment").await;
 
     let offer = f.next_offer("the agent's offer").await;
     let command = "printf '%s\\n' \"$MESOS_SANDBOX\" \"$MESOS_TASK_ID\" \"$MESOS_AGENT_ID\" \
                    \"$MESOS_FRAMEWORK_ID\" \"$(pwd)\" > env.tmp && mv env.tmp env.txt \
                    && echo to-stdout && echo to-stderr >&2";
-    f.launch(
+    f.launch_on(
         &offer,
         vec![task("env-task", &offer, "cpus:0.5;mem:32", command)],
     );
@@ -481,7 +397,7 @@ async fn a_task_runs_in_its_sandbox_with_its_ids_in_the_environment() {
         .join("agent/agents")
         .join(offer.agent_id.as_str())
         .join("frameworks")
-        .join(f.id.as_str())
+        .join(id.as_str())
         .join("executors");
     let sandbox = only_dir(&executors.join("env-task").join("runs"));
     let text = std::fs::read_to_string(sandbox.join("env.txt"))
@@ -496,7 +412,7 @@ async fn a_task_runs_in_its_sandbox_with_its_ids_in_the_environment() {
     assert_eq!(real(cwd), expected, "the task's working directory");
     assert_eq!(task_id, "env-task", "MESOS_TASK_ID");
     assert_eq!(agent_id, offer.agent_id.as_str(), "MESOS_AGENT_ID");
-    assert_eq!(framework_id, f.id.as_str(), "MESOS_FRAMEWORK_ID");
+    assert_eq!(framework_id, id.as_str(), "MESOS_FRAMEWORK_ID");
 
     for (name, line) in [("stdout", "to-stdout"), ("stderr", "to-stderr")] {
         let path = sandbox.join(name);

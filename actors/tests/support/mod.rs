@@ -6,6 +6,8 @@
 //! Each test file compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
+pub mod framework;
+
 use actix::{Actor, Context, Handler};
 use meso::process::{Incoming, Node, NodeConfig, Process, Upid};
 use meso::protocol::*;
