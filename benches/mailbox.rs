@@ -4,7 +4,8 @@
 //! - remote: small messages (about 64 bytes of payload) between two nodes over loopback vs a raw
 //!   tokio TCP loop that writes the same length-prefixed bincode frames with the same batching
 //!   (senders append to a shared buffer, one writer task swaps it out and writes it at once).
-//! - rtt: ping-pong round trips between two nodes.
+//! - rtt: ping-pong round trips between two nodes, and (printed on a line of its own) the same
+//!   over a raw TCP connection, as its baseline.
 //!
 //! Ends by printing `summary local_vs_actix=R1 remote_vs_tcp=R2 remote_msgs_per_s=N rtt_us=T`.
 
@@ -343,6 +344,63 @@ fn rtt_us(n: u64) -> f64 {
     })
 }
 
+/// The baseline of `rtt_us`: the same frames ping-ponged over one raw tokio TCP connection, the
+/// echo on another thread as the echo node is. On a virtual machine whose idle cores sleep, a
+/// round trip is mostly the wake-up of the other core; this tells how much.
+fn rtt_tcp_us(n: u64) -> f64 {
+    actix_rt::System::new().block_on(async move {
+        let arbiter = Arbiter::new();
+        let addr = on_arbiter(&arbiter, || async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            actix_rt::spawn(async move {
+                let (mut s, _) = listener.accept().await.unwrap();
+                s.set_nodelay(true).unwrap();
+                let mut frame = Vec::new();
+                while read_frame(&mut s, &mut frame).await {
+                    s.write_all(&frame).await.unwrap();
+                }
+            });
+            addr
+        })
+        .await;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.set_nodelay(true).unwrap();
+        let (mut out, mut back) = (Vec::new(), Vec::new());
+        let mut rtts = Vec::with_capacity(n as usize);
+        for seq in 0..n + 100 {
+            out.clear();
+            codec::encode_frame(&mut out, "pinger", "echo", Small::NAME, &small(seq)).unwrap();
+            let sent = Instant::now();
+            s.write_all(&out).await.unwrap();
+            assert!(read_frame(&mut s, &mut back).await, "the echo went away");
+            let env = codec::decode_envelope(&back[codec::LEN_PREFIX_BYTES..]).unwrap();
+            let m: Small = codec::decode(env.payload).unwrap();
+            std::hint::black_box(m.seq);
+            rtts.push(sent.elapsed());
+        }
+        rtts.drain(..100);
+        rtts.sort();
+        arbiter.stop();
+        rtts[rtts.len() / 2].as_secs_f64() * 1e6
+    })
+}
+
+/// Reads one whole frame (length prefix included) into `frame`; false at the end of the stream.
+async fn read_frame(s: &mut tokio::net::TcpStream, frame: &mut Vec<u8>) -> bool {
+    let mut prefix = [0u8; codec::LEN_PREFIX_BYTES];
+    if s.read_exact(&mut prefix).await.is_err() {
+        return false;
+    }
+    let len = u32::from_be_bytes(prefix) as usize;
+    frame.clear();
+    frame.extend_from_slice(&prefix);
+    frame.resize(codec::LEN_PREFIX_BYTES + len, 0);
+    s.read_exact(&mut frame[codec::LEN_PREFIX_BYTES..])
+        .await
+        .is_ok()
+}
+
 fn per_second(n: u64, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
@@ -405,7 +463,12 @@ fn main() {
         remote_rate.push(node);
     }
     let rtt = rtt_us(10_000);
+    let rtt_tcp = rtt_tcp_us(10_000);
     c.final_summary();
+    println!(
+        "baseline rtt_tcp_us={rtt_tcp:.1} (raw TCP ping-pong of the same frames; rtt_us/rtt_tcp_us={:.2})",
+        rtt / rtt_tcp
+    );
     println!(
         "summary local_vs_actix={:.2} remote_vs_tcp={:.2} remote_msgs_per_s={:.0} rtt_us={:.1}",
         median(local_ratio),
