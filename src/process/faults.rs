@@ -59,7 +59,8 @@ pub(crate) struct Faults {
 #[derive(Debug)]
 struct Held {
     until: tokio::time::Instant,
-    frames: Vec<Vec<u8>>,
+    /// Each frame with the incarnation of the peer it was sent to (None: nothing was connected).
+    frames: Vec<(Option<u64>, Vec<u8>)>,
     flusher: bool,
 }
 
@@ -86,11 +87,12 @@ impl Faults {
         self.config.is_some() || !self.cut.is_empty() || !self.held.is_empty()
     }
 
-    /// Holds `copies` of `frame` back if frames to `peer` are being held, or if `until` starts a
-    /// hold; returns false if the frame may go now.
+    /// Holds `copies` of `frame`, sent to the peer's `incarnation`, back if frames to `peer` are
+    /// being held, or if `until` starts a hold; returns false if the frame may go now.
     pub(crate) fn hold(
         &mut self,
         peer: SocketAddr,
+        incarnation: Option<u64>,
         frame: &[u8],
         copies: usize,
         until: Option<tokio::time::Instant>,
@@ -108,7 +110,7 @@ impl Faults {
             held.until = held.until.max(until);
         }
         for _ in 0..copies {
-            held.frames.push(frame.to_vec());
+            held.frames.push((incarnation, frame.to_vec()));
         }
         true
     }
@@ -124,8 +126,9 @@ impl Faults {
         self.held.get(&peer).map(|h| h.until)
     }
 
-    /// Ends the hold on `peer`, handing back its frames in the order they were sent.
-    pub(crate) fn release(&mut self, peer: SocketAddr) -> Vec<Vec<u8>> {
+    /// Ends the hold on `peer`, handing back its frames (with the incarnation each was sent to)
+    /// in the order they were sent.
+    pub(crate) fn release(&mut self, peer: SocketAddr) -> Vec<(Option<u64>, Vec<u8>)> {
         self.held
             .remove(&peer)
             .map(|h| h.frames)
@@ -199,20 +202,22 @@ mod tests {
         let mut f = Faults::new(None);
         let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let t0 = tokio::time::Instant::now();
-        assert!(!f.hold(peer, b"a", 1, None), "nothing held: send now");
-        assert!(f.hold(peer, b"b", 1, Some(t0 + Duration::from_millis(10))));
+        assert!(!f.hold(peer, Some(1), b"a", 1, None), "nothing held: send now");
+        assert!(f.hold(peer, Some(1), b"b", 1, Some(t0 + Duration::from_millis(10))));
         assert!(f.needs_flusher(peer));
         assert!(!f.needs_flusher(peer), "one flusher per hold");
-        assert!(f.hold(peer, b"c", 2, None), "behind a hold: held too");
-        assert!(f.hold(peer, b"d", 1, Some(t0 + Duration::from_millis(30))));
+        assert!(f.hold(peer, Some(1), b"c", 2, None), "behind a hold: held too");
+        assert!(f.hold(peer, None, b"d", 1, Some(t0 + Duration::from_millis(30))));
         assert_eq!(f.held_until(peer), Some(t0 + Duration::from_millis(30)));
         assert!(f.active());
-        let frames: Vec<&[u8]> = vec![b"b", b"c", b"c", b"d"];
-        assert_eq!(
-            f.release(peer),
-            frames.iter().map(|b| b.to_vec()).collect::<Vec<_>>()
-        );
-        assert!(!f.hold(peer, b"e", 1, None));
+        let frames = vec![
+            (Some(1), b"b".to_vec()),
+            (Some(1), b"c".to_vec()),
+            (Some(1), b"c".to_vec()),
+            (None, b"d".to_vec()),
+        ];
+        assert_eq!(f.release(peer), frames);
+        assert!(!f.hold(peer, Some(1), b"e", 1, None));
     }
 
     #[test]

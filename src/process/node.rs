@@ -343,6 +343,7 @@ impl Node {
             return;
         }
         let addr = to.addr();
+        let incarnation = transport::connected_incarnation(inner, addr);
         let mut faults = inner.faults.lock();
         let verdict = faults.verdict(addr);
         let copies = match verdict {
@@ -361,7 +362,7 @@ impl Node {
             _ => None,
         };
         // A delay holds back the frame and every later one to that peer: latency, not reordering.
-        if faults.hold(addr, &frame, copies, until) {
+        if faults.hold(addr, incarnation, &frame, copies, until) {
             if until.is_some() && faults.needs_flusher(addr) {
                 let inner2 = inner.clone();
                 inner.arbiter.spawn(flush_held(inner2, addr));
@@ -612,9 +613,16 @@ async fn flush_held(inner: Arc<Inner>, addr: SocketAddr) {
             Some(until) if until > tokio::time::Instant::now() => continue,
             Some(_) => {}
         }
-        // Pushed under the lock, so that no frame sent meanwhile can overtake them.
+        // Pushed under the lock, so that no frame sent meanwhile can overtake them. A frame held
+        // for an incarnation the peer no longer has is dropped, as one queued for it would be:
+        // a delay must not carry a message across a restart.
         let peer = transport::peer(&inner, addr);
-        for frame in faults.release(addr) {
+        let known = transport::known_incarnation(&peer);
+        for (sent_to, frame) in faults.release(addr) {
+            if sent_to.is_some() && known.is_some() && sent_to != known {
+                Counters::bump(&inner.counters.dropped_stale_incarnation);
+                continue;
+            }
             peer.push_with(&inner, |buf| push_bytes(buf, &frame));
         }
         inner

@@ -113,6 +113,11 @@ pub(crate) fn connected_incarnation(inner: &Inner, addr: SocketAddr) -> Option<u
     out.conn.and(out.incarnation)
 }
 
+/// The incarnation last seen of a peer, connected now or not.
+pub(crate) fn known_incarnation(peer: &Peer) -> Option<u64> {
+    peer.out.lock().incarnation
+}
+
 /// Forgets, now and then, the peers that have no connection, nothing queued and no dial under way,
 /// and that nobody holds: otherwise every executor or client that ever connected stays in the map.
 pub(crate) async fn sweep_peers(node: Weak<Inner>) {

@@ -509,7 +509,11 @@ impl Handler<Incoming<RunTask>> for Agent {
         if !self.is_from_master(&m.from, "RunTask") {
             return;
         }
-        if self.state.agent_id.is_none() {
+        // Only while registered (as Mesos's agent takes RunTask only when RUNNING): a RunTask
+        // that reaches a restarted agent before its reregistration is done was sent by a master
+        // that does not know yet what the agent runs, and that will hold the task lost once the
+        // agent's report leaves it out. Launching it anyway would run a task told lost.
+        if !self.registered {
             tracing::warn!("ignoring RunTask from {}: not registered yet", m.from);
             return;
         }
