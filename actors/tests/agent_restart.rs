@@ -24,6 +24,8 @@ struct Setup {
     events: Events,
     /// While set, the fake master holds acknowledgements of RUNNING.
     hold_running_acks: Arc<AtomicBool>,
+    /// While set, the fake master does not answer a reregistration.
+    hold_reregistration: Arc<AtomicBool>,
     work_dir: tempfile::TempDir,
     port: u16,
     _node: Node,
@@ -34,11 +36,13 @@ async fn setup() -> Setup {
     let (tx, rx) = unbounded_channel();
     let behaviour = MasterBehaviour::default();
     let hold_running_acks = behaviour.hold_running_acks.clone();
+    let hold_reregistration = behaviour.hold_reregistration.clone();
     let master = start_fake_master(&node, tx, behaviour);
     Setup {
         master,
         events: Events::new(rx, Duration::from_secs(12)),
         hold_running_acks,
+        hold_reregistration,
         work_dir: tempfile::tempdir().unwrap(),
         port: free_port(),
         agent: None,
@@ -241,4 +245,63 @@ async fn cut_off_checkpoints_do_not_stop_the_agent() {
     s.run(task("t5", "true"), true);
     let end = s.events.until_terminal("t5").await;
     assert_eq!(end.last().unwrap().status.state, TaskState::Finished);
+}
+
+/// A restarted agent takes no RunTask until its reregistration is answered (Mesos's agent takes
+/// RunTask only when RUNNING): the master that sent it does not know yet what the agent runs, and
+/// holds the task lost once the agent's report leaves it out, so launching it would run a task
+/// told lost. Once reregistered, the agent takes RunTask again.
+#[actix_rt::test]
+async fn a_restarted_agent_takes_no_task_before_it_is_reregistered() {
+    let mut s = setup().await;
+    s.start_agent();
+    s.events.wait_registered().await;
+    // The agent's id is checkpointed once it is registered; kill it only then.
+    let latest = s.work_dir.path().join("meta").join("agents").join("latest");
+    poll(200, Duration::from_millis(25), || {
+        std::fs::read_to_string(&latest)
+            .ok()
+            .filter(|t| !t.is_empty())
+    })
+    .await
+    .expect("the agent checkpoints its id");
+    s.kill_agent();
+    s.hold_reregistration.store(true, Ordering::SeqCst);
+    s.start_agent();
+    loop {
+        if let Event::Reregistered(_) = s.events.next("the reregistration").await {
+            break;
+        }
+    }
+    s.run(task("early", "echo ran > out.txt"), true);
+    let quiet = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Some(event) = s.events.next_before(quiet).await {
+        if let Event::Update(u) = event {
+            panic!("a task launched before the reregistration: {:?}", u.status);
+        }
+    }
+    assert!(
+        !s.executor_runs("early").exists(),
+        "a sandbox was made for the early task"
+    );
+    s.hold_reregistration.store(false, Ordering::SeqCst);
+    // The agent asks again (with backoff, 8 s at most) and is answered. Until then a RunTask is
+    // still ignored, so it is sent again until the task is heard of (a repeat of one taken is
+    // ignored as a duplicate); then it runs to its end.
+    let mut heard = false;
+    for _ in 0..10 {
+        s.run(task("later", "true"), true);
+        let wait = tokio::time::Instant::now() + Duration::from_secs(3);
+        while let Some(event) = s.events.next_before(wait).await {
+            if matches!(&event, Event::Update(u) if u.status.task_id.as_str() == "later") {
+                heard = true;
+                break;
+            }
+        }
+        if heard {
+            break;
+        }
+    }
+    assert!(heard, "the reregistered agent never took the task");
+    s.events.wait_state("later", TaskState::Finished).await;
 }

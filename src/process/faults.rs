@@ -202,11 +202,17 @@ mod tests {
         let mut f = Faults::new(None);
         let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let t0 = tokio::time::Instant::now();
-        assert!(!f.hold(peer, Some(1), b"a", 1, None), "nothing held: send now");
+        assert!(
+            !f.hold(peer, Some(1), b"a", 1, None),
+            "nothing held: send now"
+        );
         assert!(f.hold(peer, Some(1), b"b", 1, Some(t0 + Duration::from_millis(10))));
         assert!(f.needs_flusher(peer));
         assert!(!f.needs_flusher(peer), "one flusher per hold");
-        assert!(f.hold(peer, Some(1), b"c", 2, None), "behind a hold: held too");
+        assert!(
+            f.hold(peer, Some(1), b"c", 2, None),
+            "behind a hold: held too"
+        );
         assert!(f.hold(peer, None, b"d", 1, Some(t0 + Duration::from_millis(30))));
         assert_eq!(f.held_until(peer), Some(t0 + Duration::from_millis(30)));
         assert!(f.active());

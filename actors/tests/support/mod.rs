@@ -48,6 +48,8 @@ pub struct MasterBehaviour {
     pub ack: bool,
     /// While set, RUNNING updates are recorded but not acknowledged.
     pub hold_running_acks: Arc<AtomicBool>,
+    /// While set, a `ReregisterAgent` is recorded but not answered.
+    pub hold_reregistration: Arc<AtomicBool>,
 }
 
 impl Default for MasterBehaviour {
@@ -56,6 +58,7 @@ impl Default for MasterBehaviour {
             agent_id: AgentId::new("agent-1"),
             ack: true,
             hold_running_acks: Arc::new(AtomicBool::new(false)),
+            hold_reregistration: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -96,11 +99,13 @@ impl Handler<Incoming<RegisterAgent>> for FakeMaster {
 impl Handler<Incoming<ReregisterAgent>> for FakeMaster {
     type Result = ();
     fn handle(&mut self, m: Incoming<ReregisterAgent>, _: &mut Context<Self>) {
-        let reply = AgentReregistered {
-            agent_id: self.behaviour.agent_id.clone(),
-            master_info: self.info(),
-        };
-        self.process.send(&m.from, reply);
+        if !self.behaviour.hold_reregistration.load(Ordering::SeqCst) {
+            let reply = AgentReregistered {
+                agent_id: self.behaviour.agent_id.clone(),
+                master_info: self.info(),
+            };
+            self.process.send(&m.from, reply);
+        }
         let _ = self.tx.send(Event::Reregistered(m.msg));
     }
 }
