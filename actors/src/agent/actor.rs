@@ -62,6 +62,9 @@ pub struct Agent {
     exits_to_report: Vec<ExecutorExited>,
     /// Told when the actor stops.
     on_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Kills of executors' sessions under way (SIGTERM, grace, SIGKILL): a shutdown waits for
+    /// them, so that nothing that ignores SIGTERM outlives the agent.
+    kills: Vec<tokio::task::JoinHandle<()>>,
 }
 
 pub(super) fn start(
@@ -89,6 +92,7 @@ pub(super) fn start(
         awaiting_reregistration: Default::default(),
         exits_to_report: Vec::new(),
         on_stop,
+        kills: Vec::new(),
     };
     let (upid, _) = node
         .actor::<Agent>(&config.name)
@@ -438,14 +442,15 @@ impl Agent {
 
     /// Kills every process of an executor's session (its id is the executor's pid): the
     /// executor and whatever it started, in any process group, even once the executor is gone.
-    pub(super) fn kill_session(sid: i32, grace: Duration) {
-        actix::spawn(async move {
+    pub(super) fn kill_session(&mut self, sid: i32, grace: Duration) {
+        self.kills.retain(|k| !k.is_finished());
+        self.kills.push(actix::spawn(async move {
             match launcher::kill_session(sid, grace).await {
                 Ok(launcher::KillOutcome::AlreadyGone) => {}
                 Ok(outcome) => tracing::info!(sid, ?outcome, "killed the executor's session"),
                 Err(e) => tracing::warn!("cannot kill session {sid}: {e}"),
             }
-        });
+        }));
     }
 
     fn grace_for(&self, key: &TaskKey, asked: Option<u64>) -> Duration {
@@ -671,7 +676,7 @@ impl Handler<Incoming<KillTaskOnAgent>> for Agent {
             } => {
                 self.agent_made(&key.0, status, ctx);
                 if let Some(pgid) = kill_group {
-                    Self::kill_session(pgid, grace);
+                    self.kill_session(pgid, grace);
                 }
             }
             KillOutcome::AskExecutor { upid, .. } => {
@@ -684,7 +689,7 @@ impl Handler<Incoming<KillTaskOnAgent>> for Agent {
                 ctx.run_later(grace + KILL_SLACK, move |a, ctx| {
                     if let Some((status, pgid)) = a.state.kill_timed_out(&key, now_ms()) {
                         a.agent_made(&key.0, status, ctx);
-                        Self::kill_session(pgid, Duration::from_secs(1));
+                        a.kill_session(pgid, Duration::from_secs(1));
                     }
                 });
             }
@@ -701,7 +706,8 @@ impl Handler<ExecutorProcessExited> for Agent {
         };
         tracing::info!(executor = %m.key.1, pgid = m.pgid, "executor {how}");
         // What it left behind (its task, in a group of its own) goes with it.
-        Self::kill_session(m.pgid, Duration::from_millis(self.config.kill_grace_ms));
+        let grace = Duration::from_millis(self.config.kill_grace_ms);
+        self.kill_session(m.pgid, grace);
         self.executor_gone(&m.key, &how, raw, ctx);
     }
 }
@@ -717,7 +723,7 @@ impl Handler<Incoming<ShutdownFramework>> for Agent {
         self.updates.forget_framework(&fw);
         let grace = Duration::from_millis(self.config.kill_grace_ms);
         for pgid in self.state.remove_framework(&fw) {
-            Self::kill_session(pgid, grace);
+            self.kill_session(pgid, grace);
         }
         if let Some(agent_id) = self.state.agent_id.clone() {
             if let Err(e) = self.checkpointer.remove_framework(&agent_id, &fw) {
@@ -773,7 +779,7 @@ impl Handler<Incoming<ShutdownAgent>> for Agent {
         if !self.is_from_master(&m.from, "ShutdownAgent") {
             return;
         }
-        tracing::warn!("the master shut this agent down: {}", m.msg.message);
+        tracing::info!("the master shut this agent down: {}", m.msg.message);
         let grace = Duration::from_millis(self.config.kill_grace_ms);
         let kills: Vec<_> = self
             .state
@@ -781,6 +787,8 @@ impl Handler<Incoming<ShutdownAgent>> for Agent {
             .filter_map(|(_, ex)| ex.pgid)
             .map(|sid| actix::spawn(launcher::kill_session(sid, grace)))
             .collect();
+        // Kills already under way (a framework shut down, a task killed) are waited for too.
+        let under_way = std::mem::take(&mut self.kills);
         // Whoever waits for the agent to stop hears of it once its executors are gone.
         let on_stop = self.on_stop.take();
         actix::spawn(async move {
@@ -790,6 +798,9 @@ impl Handler<Incoming<ShutdownAgent>> for Agent {
                     Err(e) => tracing::warn!("an executor's kill did not finish: {e}"),
                     Ok(Ok(_)) => {}
                 }
+            }
+            for kill in under_way {
+                let _ = kill.await;
             }
             if let Some(tx) = on_stop {
                 let _ = tx.send(());

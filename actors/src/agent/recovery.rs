@@ -192,7 +192,7 @@ impl Agent {
             RunAction::Died => {
                 // Its task may have outlived it, in another group of its session.
                 if let Some(sid) = self.state.executor(&key).and_then(|e| e.pgid) {
-                    Self::kill_session(sid, grace);
+                    self.kill_session(sid, grace);
                 }
                 let how = (
                     TaskState::Failed,
@@ -216,7 +216,7 @@ impl Agent {
                 // A dead executor may have left its task running in its session.
                 let sid = pgid.or(self.state.executor(&key).and_then(|e| e.pgid));
                 if let Some(sid) = sid {
-                    ctx.run_later(grace, move |_, _| Self::kill_session(sid, grace));
+                    ctx.run_later(grace, move |a, _| a.kill_session(sid, grace));
                 }
                 let how = if checkpointing {
                     (
@@ -255,7 +255,7 @@ impl Agent {
         }
         tracing::warn!(executor = %key.1, "the executor did not reregister in time; killing it");
         if let Some(pgid) = self.state.executor(key).and_then(|e| e.pgid) {
-            Self::kill_session(pgid, Duration::from_secs(1));
+            self.kill_session(pgid, Duration::from_secs(1));
         }
         let how = (
             TaskState::Failed,
@@ -292,7 +292,8 @@ impl Agent {
         }
         tracing::info!(executor = %key.1, "a recovered executor exited");
         if let Some(sid) = ex.pgid {
-            Self::kill_session(sid, Duration::from_millis(self.config.kill_grace_ms));
+            let grace = Duration::from_millis(self.config.kill_grace_ms);
+            self.kill_session(sid, grace);
         }
         let how = (
             TaskState::Failed,

@@ -216,6 +216,20 @@ impl Tracker {
         never.len()
     }
 
+    /// The run ends without hearing how some launched tasks ended: they count as lost (the
+    /// framework cannot know their state). Returns how many those are.
+    pub fn give_up(&mut self) -> usize {
+        let mut n = 0;
+        for (state, _) in self.states.values_mut() {
+            if !state.is_terminal() {
+                *state = TaskState::Lost;
+                self.summary.count(TaskState::Lost);
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Every task reached a terminal state.
     pub fn done(&self) -> bool {
         self.summary.ended() >= self.instances
@@ -478,6 +492,24 @@ mod tests {
             "finished 0 failed 0 killed 4 lost 0 error 0"
         );
         assert_eq!(t.interrupt(), 0);
+        assert_eq!(t.give_up(), 0, "nothing outstanding");
+    }
+
+    /// Ends never heard count as lost, once, and the summary adds up.
+    #[test]
+    fn a_run_given_up_counts_the_unheard_as_lost() {
+        let mut t = Tracker::new("job", 3);
+        let a = AgentId::new("a1");
+        t.launched(0, &a);
+        t.launched(1, &a);
+        t.update(&TaskStatus::new(t.task_id(0), TaskState::Finished, 1));
+        assert_eq!(t.interrupt(), 1);
+        assert_eq!(t.give_up(), 1);
+        assert_eq!(t.give_up(), 0);
+        assert_eq!(
+            t.summary.to_string(),
+            "finished 1 failed 0 killed 1 lost 1 error 0"
+        );
     }
 
     /// `--cpus 1000` on a small cluster: said once, after offers were declined for 3 s, naming

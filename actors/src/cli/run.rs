@@ -202,11 +202,10 @@ async fn run_local(args: LocalArgs) -> i32 {
     shutdown_signal().await;
     // The agents kill their executors before the node goes: the cluster goes with its tasks
     // (its executors would otherwise wait for their agent for the recovery timeout, in a work
-    // dir that is removed on exit when it is a temporary one). A second Ctrl-C stops waiting.
-    tokio::select! {
-        _ = cluster.shutdown_agents(LOCAL_SHUTDOWN_WAIT) => {}
-        _ = shutdown_signal() => tracing::warn!("interrupted again; exiting at once"),
-    }
+    // dir that is removed on exit when it is a temporary one). Not cut short by another Ctrl-C:
+    // a task that ignores SIGTERM is killed at the end of its grace period, not orphaned, and
+    // the wait is bounded.
+    cluster.shutdown_agents(LOCAL_SHUTDOWN_WAIT).await;
     node.shutdown();
     drop(temp);
     0
@@ -332,14 +331,19 @@ async fn run_execute(args: ExecuteArgs) -> i32 {
     tokio::time::sleep(Duration::from_millis(200)).await;
     // An in-process cluster goes with its tasks, as `meso local` does on Ctrl-C: whatever the
     // kills above did not reach is ended by the agents before the work dir is removed.
+    // Not cut short by another Ctrl-C, as in `meso local`: what ignores SIGTERM is killed at the
+    // end of its grace period rather than orphaned in a work dir about to be removed.
     if let Some(cluster) = &local {
-        tokio::select! {
-            _ = cluster.shutdown_agents(LOCAL_SHUTDOWN_WAIT) => {}
-            _ = shutdown_signal() => tracing::warn!("interrupted again; exiting at once"),
-        }
+        cluster.shutdown_agents(LOCAL_SHUTDOWN_WAIT).await;
     }
     node.shutdown();
-    let tracker = tracker.lock();
+    let mut tracker = tracker.lock();
+    // Interrupted, some ends were never heard (the master gone, a kill unanswered in time): the
+    // framework does not know how those tasks ended, which is what lost means.
+    let unheard = tracker.give_up();
+    if unheard > 0 {
+        eprintln!("meso: {unheard} tasks did not report an end; counted as lost");
+    }
     print_line(tracker.summary);
     match outcome {
         Some(Outcome::AllEnded) if tracker.all_finished() => 0,
