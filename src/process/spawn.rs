@@ -40,12 +40,12 @@ impl<A: Actor<Context = Context<A>>> Spawn<A> {
                     .local
                     .push((TypeId::of::<M>(), Box::new(recipient.clone())));
                 let deliver: Deliver = Arc::new(move |from, payload, limit| {
-                    let msg: M = codec::decode_within_limit(payload, limit)?;
                     // An actor that stopped (its mailbox closed) takes nothing: say so, so that
-                    // the frame is counted as dropped rather than delivered.
+                    // the frame is counted as dropped rather than delivered (and not decoded).
                     if !recipient.connected() {
                         return Ok(false);
                     }
+                    let msg: M = codec::decode_within_limit(payload, limit)?;
                     recipient.do_send(Incoming { from, msg });
                     Ok(true)
                 });

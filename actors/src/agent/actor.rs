@@ -204,9 +204,7 @@ impl Agent {
         self.registered = true;
         self.process.link(&self.config.master.clone());
         // Whatever was in flight while disconnected goes again now.
-        for update in self.updates.in_flight() {
-            self.process.send(self.master(), update);
-        }
+        self.resend_in_flight(None);
         for exited in std::mem::take(&mut self.exits_to_report) {
             self.process.send(self.master(), exited);
         }
@@ -436,6 +434,15 @@ impl Agent {
                 self.process.send(self.master(), msg);
             } else {
                 self.exits_to_report.push(msg);
+            }
+        }
+    }
+
+    /// Sends the updates in flight (of one framework, or all) to the master again now.
+    fn resend_in_flight(&self, framework: Option<&FrameworkId>) {
+        for update in self.updates.in_flight() {
+            if framework.is_none_or(|f| *f == update.framework_id) {
+                self.process.send(self.master(), update);
             }
         }
     }
@@ -764,11 +771,7 @@ impl Handler<Incoming<UpdateFramework>> for Agent {
         }
         // While reregistering, the agent resends everything in flight once the master has it.
         if self.registered {
-            for update in self.updates.in_flight() {
-                if update.framework_id == framework_id {
-                    self.process.send(self.master(), update);
-                }
-            }
+            self.resend_in_flight(Some(&framework_id));
         }
     }
 }

@@ -8,13 +8,9 @@ use meso::resources::Resources;
 use std::collections::{BTreeMap, BTreeSet};
 
 impl MasterState {
-    /// One account per registered agent. A disconnected agent is out of the allocator (nothing of
-    /// it is offered): its free part is what its tasks leave of its total.
-    pub fn accounts(&self) -> Vec<AgentAccount> {
-        self.accounts_page(0, u64::MAX)
-    }
-
-    /// The accounts of at most `max` agents from the `first`-th on, in agent id order. One pass
+    /// The accounts of at most `max` agents from the `first`-th on, in agent id order. A
+    /// disconnected agent is out of the allocator (nothing of it is offered): its free part is
+    /// what its tasks leave of its total. One pass
     /// over the offers and executors, not one per agent: a page of a 10,000-agent cluster costs
     /// what the cluster holds, once.
     pub fn accounts_page(&self, first: u64, max: u64) -> Vec<AgentAccount> {
