@@ -13,9 +13,12 @@
 
 #[path = "support/arbiter.rs"]
 mod arbiter;
+#[path = "support/inspector.rs"]
+mod inspector;
 
 use actix::{Actor, Arbiter, Context, Handler};
 use arbiter::on_arbiter;
+use inspector::start_inspector;
 use meso::process::{Incoming, Node, NodeConfig, Process, Upid};
 use meso::protocol::{
     AgentId, AgentInfo, AgentRegistered, AgentReregistered, AgentTask, CommandInfo, FrameworkId,
@@ -149,23 +152,6 @@ impl Handler<Incoming<Ping>> for SimAgent {
     }
 }
 
-/// Asks the master for its books and hands the answer to the bench.
-struct Inspector {
-    process: Process,
-    answers: UnboundedSender<MasterInspection>,
-}
-
-impl Actor for Inspector {
-    type Context = Context<Self>;
-}
-
-impl Handler<Incoming<MasterInspection>> for Inspector {
-    type Result = ();
-    fn handle(&mut self, m: Incoming<MasterInspection>, _: &mut Context<Self>) {
-        let _ = self.answers.send(m.msg);
-    }
-}
-
 /// Agents per `InspectMaster` page: 1,000 accounts make a frame of a few hundred KiB.
 const INSPECT_PAGE: usize = 1_000;
 
@@ -262,16 +248,7 @@ fn main() {
         }
         wait_for(&mut rx, agents, false).await;
 
-        let (answers, mut books) = unbounded_channel();
-        let inspector = Inspector {
-            process: sim.process("inspector").unwrap(),
-            answers,
-        };
-        let inspect = inspector.process.clone();
-        sim.actor::<Inspector>("inspector")
-            .handle::<MasterInspection>()
-            .start(inspector)
-            .unwrap();
+        let (inspector, mut books) = start_inspector(&sim);
 
         // The master goes away; a new one starts on the same port and work dir.
         first.stop();
@@ -292,7 +269,7 @@ fn main() {
                     first_agent: first as u64,
                     max_agents: INSPECT_PAGE as u64,
                 };
-                inspect.send(&master, page);
+                sim.send_from(&inspector, &master, page);
                 let answer = tokio::time::timeout(Duration::from_secs(60), books.recv())
                     .await
                     .expect("the master answers InspectMaster")

@@ -21,15 +21,18 @@
 
 #[path = "../benches/support/arbiter.rs"]
 mod arbiter;
+#[path = "../benches/support/inspector.rs"]
+mod inspector;
 #[path = "../benches/support/meso_binary.rs"]
 mod meso_binary;
 
-use actix::{Actor, Arbiter, Context, Handler};
+use actix::Arbiter;
 use arbiter::on_arbiter;
-use meso::process::{FaultConfig, Incoming, Node, NodeConfig, Upid};
+use inspector::start_inspector;
+use meso::process::{FaultConfig, Node, NodeConfig, Upid};
 use meso::protocol::{
-    AgentId, CommandInfo, Filters, FrameworkInfo, InspectMaster, MasterInspection, Offer, TaskId,
-    TaskInfo, TaskState, TaskStatus,
+    AgentId, CommandInfo, Filters, FrameworkInfo, InspectMaster, Offer, TaskId, TaskInfo,
+    TaskState, TaskStatus,
 };
 use meso::resources::Resources;
 use meso_actors::agent::{start_agent, AgentConfig};
@@ -174,22 +177,6 @@ impl Scheduler for Checker {
             // A reconciliation answer after the end is old news, not a second ending.
             Some(_) => {}
         }
-    }
-}
-
-/// Asks nothing itself: forwards the master's answers to `InspectMaster` to the test.
-struct Inspector {
-    tx: tokio::sync::mpsc::UnboundedSender<MasterInspection>,
-}
-
-impl Actor for Inspector {
-    type Context = Context<Self>;
-}
-
-impl Handler<Incoming<MasterInspection>> for Inspector {
-    type Result = ();
-    fn handle(&mut self, m: Incoming<MasterInspection>, _: &mut Context<Self>) {
-        let _ = self.tx.send(m.msg);
     }
 }
 
@@ -435,12 +422,7 @@ async fn run(seed: u64, tasks: usize, restarts: usize) -> Result<String, String>
 
     // The master's books are read throughout, from a node without faults of its own.
     let inspector_node = Node::start(NodeConfig::default()).await.expect("node");
-    let (tx, mut inspections) = tokio::sync::mpsc::unbounded_channel();
-    let (inspector, _) = inspector_node
-        .actor::<Inspector>("inspector")
-        .handle::<MasterInspection>()
-        .start(Inspector { tx })
-        .expect("inspector");
+    let (inspector, mut inspections) = start_inspector(&inspector_node);
     let mut books_read = 0usize;
     let mut book_problems: Vec<String> = Vec::new();
 

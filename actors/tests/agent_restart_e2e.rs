@@ -6,9 +6,8 @@
 use meso::protocol::*;
 use meso::resources::Resources;
 use meso_actors::scheduler::SchedulerEvent;
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
@@ -16,19 +15,10 @@ use support::framework::{
     assert_agents_update, framework, master_upid, spawn_agent_on, spawn_master, wait_agent_free,
     wait_id_checkpointed,
 };
-use support::{free_port, poll, sleepers, wait_file_every, Children, MESO};
-
-/// Whether process `pid` exists and is not a zombie.
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the command name, which is in parentheses.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
-}
+use support::{
+    alive, assert_none_left, free_port, meso_command, poll, processes_of, sleepers,
+    wait_file_every, Children,
+};
 
 /// Mesos's agent recovery (checkpointing framework, `--recover=reconnect`): an agent SIGKILLed
 /// while its task runs leaves the executor running (it lives in a session of its own and waits
@@ -163,130 +153,19 @@ async fn an_agent_killed_under_a_running_task_and_restarted_keeps_it() {
     f.node.shutdown();
 }
 
-/// `meso <args>`, stdin closed, stdout piped, stderr inherited; executors it starts wait
-/// `recovery_ms` for a lost agent.
+/// `meso <args>` with its stdout piped; executors it starts wait `recovery_ms` for a lost agent.
 fn meso(args: &[&str], recovery_ms: u64) -> Child {
-    Command::new(MESO)
+    meso_command(recovery_ms)
         .args(args)
-        .env("MESO_RECOVERY_TIMEOUT_MS", recovery_ms.to_string())
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_string()),
-        )
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn meso")
 }
 
-/// Kills and reaps every child it holds when dropped, and then every process left in the work
-/// dirs it was told of, so a failing test leaves nothing behind.
-#[derive(Default)]
-struct Kids {
-    children: Vec<Child>,
-    dirs: Vec<PathBuf>,
-}
-
-impl Kids {
-    fn add(&mut self, child: Child) -> usize {
-        self.children.push(child);
-        self.children.len() - 1
-    }
-
-    fn signal(&self, i: usize, signal: i32) {
-        // SAFETY: kill(2) on a child we started and have not reaped.
-        unsafe {
-            libc::kill(self.children[i].id() as i32, signal);
-        }
-    }
-
-    /// Waits (polling) for child `i` to exit, up to `limit`.
-    fn wait(&mut self, i: usize, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.children[i].try_wait().expect("wait") {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Everything child `i` printed, once it has exited.
-    fn stdout(&mut self, i: usize) -> String {
-        let mut out = String::new();
-        if let Some(mut pipe) = self.children[i].stdout.take() {
-            let _ = pipe.read_to_string(&mut out);
-        }
-        out
-    }
-}
-
-impl Drop for Kids {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        for dir in &self.dirs {
-            for (pid, _) in processes_of(dir) {
-                // SAFETY: kill(2) on a process the test's own cluster left behind.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-        }
-    }
-}
-
-/// The processes whose command line names `dir` or whose working directory is under it, each
-/// with `cmdline (cwd)`.
-fn processes_of(dir: &Path) -> Vec<(i32, String)> {
-    let needle = dir.to_string_lossy().into_owned();
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Ok(pid) = name.parse::<i32>() else {
-            continue;
-        };
-        if !alive(pid) {
-            continue;
-        }
-        let cmdline = std::fs::read(entry.path().join("cmdline"))
-            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-            .unwrap_or_default();
-        let cwd: Option<PathBuf> = std::fs::read_link(entry.path().join("cwd")).ok();
-        if cmdline.contains(&needle) || cwd.as_ref().is_some_and(|c| c.starts_with(dir)) {
-            found.push((pid, format!("{cmdline}({cwd:?})")));
-        }
-    }
-    found
-}
-
-/// Polls until no process of `dir` is left; panics naming them after `limit`.
-async fn assert_none_left(dir: &Path, limit: Duration, after: &str) {
-    let tries = (limit.as_millis() / 100) as usize;
-    let gone = poll(tries, Duration::from_millis(100), || {
-        processes_of(dir).is_empty().then_some(())
-    })
-    .await;
-    assert!(
-        gone.is_some(),
-        "left behind {after}: {:?}",
-        processes_of(dir)
-    );
-}
-
 /// `meso local --agents 2` on `port` with its own work dir; its executors wait `recovery_ms`
 /// for a lost agent.
-fn local(kids: &mut Kids, port: u16, work: &Path, recovery_ms: u64) -> usize {
-    kids.dirs.push(work.to_path_buf());
+fn local(kids: &mut Children, port: u16, work: &Path, recovery_ms: u64) -> usize {
+    kids.watch_dir(work);
     let port = port.to_string();
     let args = [
         "local",
@@ -301,7 +180,7 @@ fn local(kids: &mut Kids, port: u16, work: &Path, recovery_ms: u64) -> usize {
 }
 
 /// Sends SIGINT to `meso local` (child `l`); panics unless it exits with status 0 within 15 s.
-fn ctrl_c(kids: &mut Kids, l: usize, what: &str) {
+fn ctrl_c(kids: &mut Children, l: usize, what: &str) {
     let asked = Instant::now();
     kids.signal(l, libc::SIGINT);
     let status = kids
@@ -314,12 +193,12 @@ fn ctrl_c(kids: &mut Kids, l: usize, what: &str) {
 /// What `mesos-local` is for: a whole cluster in one process (`meso local`) that other processes
 /// use as they would a real master. A separate `meso execute` runs its tasks on it and exits 0
 /// with every task finished. Ctrl-C (SIGINT) to `meso local` is its clean shutdown (`run_local`
-/// answers SIGINT or SIGTERM by shutting its node down and returning 0): it exits promptly with
-/// status 0, and no process of its work dir (an executor, a task) is left.
+/// answers SIGINT or SIGTERM by shutting its agents, then its node down, and returning 0): it
+/// exits promptly with status 0, and no process of its work dir (an executor, a task) is left.
 #[actix_rt::test]
 async fn meso_local_runs_another_processes_tasks_and_exits_cleanly_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
-    let mut kids = Kids::default();
+    let mut kids = Children::default();
     let port = free_port();
     let work = dir.path().join("local");
     let l = local(&mut kids, port, &work, 600_000);
@@ -359,7 +238,7 @@ async fn meso_local_runs_another_processes_tasks_and_exits_cleanly_on_ctrl_c() {
 #[actix_rt::test]
 async fn ctrl_c_to_meso_local_ends_the_tasks_it_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let mut kids = Kids::default();
+    let mut kids = Children::default();
     let port = free_port();
     let work = dir.path().join("local");
     let l = local(&mut kids, port, &work, 600_000);

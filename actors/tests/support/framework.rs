@@ -6,8 +6,11 @@
 #![allow(dead_code)]
 
 use super::{free_port, poll, Children};
+#[path = "../../../benches/support/inspector.rs"]
+mod inspector;
 use actix::{Actor, Context, Handler};
-use meso::process::{Incoming, Node, NodeConfig, Upid};
+pub use inspector::start_inspector;
+use meso::process::{Node, NodeConfig, Upid};
 use meso::protocol::*;
 use meso::resources::Resources;
 use meso_actors::scheduler::{start_scheduler, SchedulerDriver, SchedulerEvent};
@@ -130,20 +133,6 @@ impl Handler<SchedulerEvent> for Forward {
     }
 }
 
-/// Forwards the master's answers to `InspectMaster` to the test.
-pub struct Inspector(pub UnboundedSender<MasterInspection>);
-
-impl Actor for Inspector {
-    type Context = Context<Self>;
-}
-
-impl Handler<Incoming<MasterInspection>> for Inspector {
-    type Result = ();
-    fn handle(&mut self, m: Incoming<MasterInspection>, _: &mut Context<Self>) {
-        let _ = self.0.send(m.msg);
-    }
-}
-
 /// Reads the master's books (from a node of its own, no framework's) until `done` holds of them;
 /// returns them, or panics with the last ones when that does not happen within `limit`.
 pub async fn wait_books(
@@ -153,12 +142,7 @@ pub async fn wait_books(
     done: impl Fn(&MasterInspection) -> bool,
 ) -> MasterInspection {
     let node = Node::start(NodeConfig::default()).await.unwrap();
-    let (tx, mut rx) = unbounded_channel();
-    let (me, _) = node
-        .actor::<Inspector>("inspector")
-        .handle::<MasterInspection>()
-        .start(Inspector(tx))
-        .unwrap();
+    let (me, mut rx) = start_inspector(&node);
     let deadline = Instant::now() + limit;
     let mut last = None;
     while Instant::now() < deadline {

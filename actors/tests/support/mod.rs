@@ -17,7 +17,7 @@ use meso_actors::agent::{start_agent_with_stop, AgentConfig};
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -565,33 +565,40 @@ impl Drop for ChildGuard {
     }
 }
 
-/// Starts `meso <args>` with stdin and stdout closed, stderr inherited, and `RUST_LOG` as the
-/// test's (`warn` when unset).
-pub fn spawn_meso<I, S>(args: I) -> ChildGuard
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let child = Command::new(MESO)
-        .args(args)
-        // Executors a test leaves behind give up on their agent after 20 s, not 15 minutes.
-        .env("MESO_RECOVERY_TIMEOUT_MS", "20000")
+/// `meso`, with stdin and stdout closed, stderr inherited, `RUST_LOG` as the test's (`warn` when
+/// unset), and the executors it starts waiting `recovery_ms` for a lost agent.
+pub fn meso_command(recovery_ms: u64) -> Command {
+    let mut command = Command::new(MESO);
+    command
+        .env("MESO_RECOVERY_TIMEOUT_MS", recovery_ms.to_string())
         .env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_string()),
         )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn meso");
-    ChildGuard(child)
+        .stderr(Stdio::inherit());
+    command
 }
 
-/// Processes started with [`spawn_meso`], killed when dropped, so a failing test leaves nothing
-/// behind.
+/// Starts `meso <args>` as [`meso_command`] does; executors a test leaves behind give up on
+/// their agent after 20 s, not 15 minutes.
+pub fn spawn_meso<I, S>(args: I) -> ChildGuard
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    ChildGuard(meso_command(20_000).args(args).spawn().expect("spawn meso"))
+}
+
+/// Processes started with [`spawn_meso`] (or given with [`Children::add`]), killed when dropped,
+/// and then every process left in the work dirs it was told of ([`Children::watch_dir`]), so a
+/// failing test leaves nothing behind.
 #[derive(Default)]
-pub struct Children(Vec<ChildGuard>);
+pub struct Children {
+    guards: Vec<ChildGuard>,
+    dirs: Vec<PathBuf>,
+}
 
 impl Children {
     /// Starts `meso <args>`; returns its index for [`Children::kill`] and [`Children::signal`].
@@ -600,27 +607,127 @@ impl Children {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.0.push(spawn_meso(args));
-        self.0.len() - 1
+        self.guards.push(spawn_meso(args));
+        self.guards.len() - 1
+    }
+
+    /// Takes a child started otherwise (with its stdout piped, say); returns its index.
+    pub fn add(&mut self, child: Child) -> usize {
+        self.guards.push(ChildGuard(child));
+        self.guards.len() - 1
+    }
+
+    /// Kills what is left in `dir` (processes that name it or run in it) when dropped.
+    pub fn watch_dir(&mut self, dir: &Path) {
+        self.dirs.push(dir.to_path_buf());
     }
 
     /// SIGKILL, and reap.
     pub fn kill(&mut self, i: usize) {
-        let child = &mut self.0[i].0;
+        let child = &mut self.guards[i].0;
         let _ = child.kill();
         let _ = child.wait();
     }
 
     pub fn signal(&self, i: usize, signal: i32) {
-        let pid = self.0[i].id() as i32;
+        let pid = self.guards[i].id() as i32;
         // SAFETY: kill(2) on a child we started and have not reaped.
         unsafe {
             libc::kill(pid, signal);
         }
     }
+
+    /// Waits (polling) for child `i` to exit, up to `limit`.
+    pub fn wait(&mut self, i: usize, limit: Duration) -> Option<ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.guards[i].0.try_wait().expect("wait") {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything child `i` printed (its stdout must be piped), once it has exited.
+    pub fn stdout(&mut self, i: usize) -> String {
+        let mut out = String::new();
+        if let Some(mut pipe) = self.guards[i].0.stdout.take() {
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut out);
+        }
+        out
+    }
 }
 
-/// A port nothing listens on right now.
+impl Drop for Children {
+    fn drop(&mut self) {
+        self.guards.clear();
+        for dir in &self.dirs {
+            for (pid, _) in processes_of(dir) {
+                // SAFETY: kill(2) on a process the test's own cluster left behind.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+/// Whether `pid` runs (a zombie does not).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// The processes whose command line names `dir` or whose working directory is under it, each
+/// with `cmdline (cwd)`.
+pub fn processes_of(dir: &Path) -> Vec<(i32, String)> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(pid) = name.parse::<i32>() else {
+            continue;
+        };
+        if !alive(pid) {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .unwrap_or_default();
+        let cwd: Option<PathBuf> = std::fs::read_link(entry.path().join("cwd")).ok();
+        if cmdline.contains(&needle) || cwd.as_ref().is_some_and(|c| c.starts_with(dir)) {
+            found.push((pid, format!("{cmdline}({cwd:?})")));
+        }
+    }
+    found
+}
+
+/// Polls until no process of `dir` is left; panics naming them after `limit`.
+pub async fn assert_none_left(dir: &Path, limit: Duration, after: &str) {
+    let tries = (limit.as_millis() / 100) as usize;
+    let gone = poll(tries, Duration::from_millis(100), || {
+        processes_of(dir).is_empty().then_some(())
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "left behind {after}: {:?}",
+        processes_of(dir)
+    );
+}
+
 /// A free port below the kernel's ephemeral range (32768 and up): a process restarted on it
 /// cannot find it taken by an outgoing connection's source port while it was down.
 pub fn free_port() -> u16 {
