@@ -2,34 +2,19 @@
 //! not there, a task no agent can fit, SIGTERM, and a stdout closed under it.
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::free_port;
+use support::{free_port, meso_command, sleepers, Children};
 
-const MESO: &str = env!("CARGO_BIN_EXE_meso");
-
-/// Kills every child it holds when dropped, so a failing test leaves nothing behind.
-#[derive(Default)]
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
+/// `meso <args>` as [`support::meso_command`] starts it, with stdout and stderr piped (the tests
+/// read them) and only errors logged.
 fn command(args: &[&str]) -> Command {
-    let mut c = Command::new(MESO);
+    let mut c = meso_command(20_000);
     c.args(args)
-        .env("MESO_RECOVERY_TIMEOUT_MS", "20000")
         .env("RUST_LOG", "error")
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c
@@ -70,20 +55,6 @@ fn read_until(
         }
     }
     (got, false)
-}
-
-/// Waits for the child to exit, up to `limit`.
-fn wait(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return Some(status);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -135,7 +106,7 @@ fn an_unreachable_master_is_said_once() {
         .spawn()
         .expect("spawn meso");
     let err = lines(child.stderr.take().expect("piped"));
-    children.0.push(child);
+    children.add(child);
     let said = "meso: cannot reach the master at 127.0.0.1:1; retrying";
     let (got, found) = read_until(&err, Duration::from_secs(10), |l| l == said);
     assert!(found, "{got:?}");
@@ -151,7 +122,7 @@ fn a_task_no_agent_can_fit_is_reported_once_and_the_run_waits() {
     let port = free_port().to_string();
     let master = format!("127.0.0.1:{port}");
     let work = dir.path().join("master");
-    children.0.push(
+    children.add(
         command(&[
             "master",
             "--port",
@@ -166,7 +137,7 @@ fn a_task_no_agent_can_fit_is_reported_once_and_the_run_waits() {
     );
     let agent_port = free_port().to_string();
     let work = dir.path().join("agent");
-    children.0.push(
+    children.add(
         command(&[
             "agent",
             "--master",
@@ -195,15 +166,14 @@ fn a_task_no_agent_can_fit_is_reported_once_and_the_run_waits() {
     .spawn()
     .expect("spawn meso");
     let err = lines(child.stderr.take().expect("piped"));
-    children.0.push(child);
+    let execute = children.add(child);
     let said = "meso: no offer fits a task of cpus:1000;mem:32 (largest offer: cpus:1;mem:256)";
     let (got, found) = read_until(&err, Duration::from_secs(20), |l| l == said);
     assert!(found, "{got:?}");
     let (more, _) = read_until(&err, Duration::from_secs(3), |_| false);
     assert!(!more.iter().any(|l| l == said), "said again: {more:?}");
-    let still = children.0.last_mut().expect("execute");
     assert!(
-        still.try_wait().expect("wait").is_none(),
+        children.wait(execute, Duration::ZERO).is_none(),
         "it keeps waiting"
     );
 }
@@ -230,18 +200,15 @@ fn sigterm_kills_the_tasks_and_prints_the_summary() {
     ];
     let mut child = command(&args).spawn().expect("spawn meso");
     let out = lines(child.stdout.take().expect("piped"));
-    let pid = child.id() as i32;
-    children.0.push(child);
+    let execute = children.add(child);
     let (got, running) = read_until(&out, Duration::from_secs(20), |l| {
         l.contains("TASK_RUNNING")
     });
     assert!(running, "{got:?}");
-    // SAFETY: kill(2) on a child we started and have not reaped.
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
-    }
-    let child = children.0.last_mut().expect("execute");
-    let status = wait(child, Duration::from_secs(20)).expect("exits after SIGTERM");
+    children.signal(execute, libc::SIGTERM);
+    let status = children
+        .wait(execute, Duration::from_secs(20))
+        .expect("exits after SIGTERM");
     assert_eq!(status.code(), Some(130));
     let (rest, _) = read_until(&out, Duration::from_secs(2), |l| l.starts_with("finished"));
     assert!(
@@ -250,11 +217,11 @@ fn sigterm_kills_the_tasks_and_prints_the_summary() {
         "{rest:?}"
     );
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !support::sleepers(&seconds).is_empty() && Instant::now() < deadline {
+    while !sleepers(&seconds).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(
-        support::sleepers(&seconds),
+        sleepers(&seconds),
         Vec::<String>::new(),
         "`{sleep}` outlived meso execute"
     );
@@ -264,6 +231,7 @@ fn sigterm_kills_the_tasks_and_prints_the_summary() {
 /// still ends as the tasks did (no panic on EPIPE).
 #[test]
 fn a_closed_stdout_stops_the_printing_not_the_run() {
+    let mut children = Children::default();
     let mut child = command(&[
         "execute",
         "--local",
@@ -287,9 +255,10 @@ fn a_closed_stdout_stops_the_printing_not_the_run() {
         out.read_line(&mut first).expect("a first line");
         assert!(first.starts_with("task "), "{first}");
     }
-    let status = wait(&mut child, Duration::from_secs(30));
+    let execute = children.add(child);
+    let status = children.wait(execute, Duration::from_secs(30));
     if status.is_none() {
-        let _ = child.kill();
+        children.kill(execute);
     }
     let stderr = err.join().unwrap_or_default();
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{stderr}");
